@@ -1,6 +1,11 @@
 //! CPU kernels: SIMD with run-time dispatch, parallel with rayon.
 
+pub mod conv2d;
 pub mod dispatch;
+pub mod elementwise;
 pub mod gemm;
+pub mod norm;
+pub mod reduce;
+pub mod stats;
 
 pub use dispatch::SimdLevel;

@@ -1,0 +1,1 @@
+//! Convolution (NCHW) forward and backward kernels.

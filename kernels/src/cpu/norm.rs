@@ -1,0 +1,1 @@
+//! Batch normalisation and group normalisation forward/backward kernels.

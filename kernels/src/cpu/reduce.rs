@@ -1,0 +1,1 @@
+//! Reductions over contiguous slices and rows (sum, max, argmax, softmax rows).
