@@ -1,0 +1,76 @@
+//! Packing: copying a block of A or B into the order the micro-kernel reads it.
+//!
+//! Packing is what makes strides free: whatever the layout of the operand (row-major,
+//! column-major, transposed, a slice of a bigger matrix), the micro-kernel always reads
+//! one contiguous, aligned stream. Packing also zero-pads the last panel, so the
+//! micro-kernel never needs a bounds check in its inner loop.
+
+use super::raw::RawRef;
+use super::Element;
+
+/// Number of elements [`pack`] writes for `rows x depth` in panels of `w` rows.
+#[inline]
+pub(crate) fn packed_len(rows: usize, depth: usize, w: usize) -> usize {
+    rows.div_ceil(w) * w * depth
+}
+
+/// Packs the `rows x depth` block `src` into panels of `w` rows.
+///
+/// Panel `q` holds, for each `p` in `0..depth`, the `w` values
+/// `src[q * w .. q * w + w, p]`, rows past `rows` being zero. A is packed with `w = MR`
+/// (rows of A, depth along k); B is packed as its transpose with `w = NR`.
+///
+/// # Safety
+/// Every element `(i, p)` with `i < rows`, `p < depth` of `src` is readable, and
+/// `dst.len() >= packed_len(rows, depth, w)`.
+#[inline(always)] // so `w` is a constant in each kernel's driver and the copies unroll
+pub(crate) unsafe fn pack<T: Element>(
+    src: RawRef<T>,
+    rows: usize,
+    depth: usize,
+    w: usize,
+    dst: &mut [T],
+) {
+    let panels = dst[..packed_len(rows, depth, w)].chunks_exact_mut(w * depth);
+    for (q, panel) in panels.enumerate() {
+        let r0 = q * w;
+        let h = w.min(rows - r0);
+        let base = src.at(r0, 0);
+        if h == w && src.rs == 1 {
+            // Column-contiguous source: each step p is one contiguous run of w values.
+            for (p, out) in panel.chunks_exact_mut(w).enumerate() {
+                // SAFETY: with rs == 1, elements (r0..r0 + w, p) are contiguous and in
+                // range (caller's contract).
+                let run = unsafe { std::slice::from_raw_parts(base.ptr.add(p * src.cs), w) };
+                out.copy_from_slice(run);
+            }
+        } else if src.cs == 1 {
+            // Row-contiguous source: read each row once, scatter it with stride w.
+            for i in 0..h {
+                // SAFETY: with cs == 1, row r0 + i's elements 0..depth are contiguous and
+                // in range (caller's contract).
+                let row = unsafe { std::slice::from_raw_parts(base.ptr.add(i * src.rs), depth) };
+                for (out, &v) in panel[i..].iter_mut().step_by(w).zip(row) {
+                    *out = v;
+                }
+            }
+            if h < w {
+                for out in panel.chunks_exact_mut(w) {
+                    out[h..].fill(T::ZERO);
+                }
+            }
+        } else {
+            // General strides (including stride 0 of a broadcast operand).
+            for (p, out) in panel.chunks_exact_mut(w).enumerate() {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = if i < h {
+                        // SAFETY: (r0 + i, p) is in range (caller's contract).
+                        unsafe { *base.ptr.add(i * src.rs + p * src.cs) }
+                    } else {
+                        T::ZERO
+                    };
+                }
+            }
+        }
+    }
+}
