@@ -1,0 +1,130 @@
+//! Elementwise maps from strided inputs to a new dense (row-major) output.
+
+use crate::layout::Layout;
+use crate::strided::Runs;
+
+/// `f` applied to every element of `a` (viewed through `la`), in logical order.
+#[inline]
+pub(crate) fn map1<A: Copy, O>(a: &[A], la: &Layout, f: impl Fn(A) -> O) -> Vec<O> {
+    let n = la.shape().elem_count();
+    if la.is_contiguous() {
+        let off = la.offset();
+        return a[off..off + n].iter().map(|&x| f(x)).collect();
+    }
+    let mut out = Vec::with_capacity(n);
+    let runs = Runs::new(la.dims(), [la.strides()], [la.offset()]);
+    let len = runs.inner_len();
+    match runs.inner_strides() {
+        [1] => runs.for_each(|[o]| out.extend(a[o..o + len].iter().map(|&x| f(x)))),
+        [s] => runs.for_each(|[o]| out.extend((0..len).map(|i| f(a[o + i * s])))),
+    }
+    out
+}
+
+/// A dense copy of the view `la` of `a`, in logical order.
+#[inline]
+pub(crate) fn gather<A: Copy>(a: &[A], la: &Layout) -> Vec<A> {
+    if la.is_contiguous() {
+        let off = la.offset();
+        return a[off..off + la.shape().elem_count()].to_vec();
+    }
+    map1(a, la, |x| x)
+}
+
+/// `f(a, b)` for every element of two views of the same shape (the caller broadcasts
+/// both layouts to the output shape first), in logical order.
+#[inline]
+pub(crate) fn map2<A: Copy, B: Copy, O>(
+    a: &[A],
+    la: &Layout,
+    b: &[B],
+    lb: &Layout,
+    f: impl Fn(A, B) -> O,
+) -> Vec<O> {
+    debug_assert_eq!(la.dims(), lb.dims());
+    let n = la.shape().elem_count();
+    let mut out = Vec::with_capacity(n);
+    let runs = Runs::new(
+        la.dims(),
+        [la.strides(), lb.strides()],
+        [la.offset(), lb.offset()],
+    );
+    let len = runs.inner_len();
+    match runs.inner_strides() {
+        [1, 1] => runs.for_each(|[oa, ob]| {
+            out.extend(
+                a[oa..oa + len]
+                    .iter()
+                    .zip(&b[ob..ob + len])
+                    .map(|(&x, &y)| f(x, y)),
+            )
+        }),
+        [1, 0] => runs.for_each(|[oa, ob]| {
+            let y = b[ob];
+            out.extend(a[oa..oa + len].iter().map(|&x| f(x, y)))
+        }),
+        [0, 1] => runs.for_each(|[oa, ob]| {
+            let x = a[oa];
+            out.extend(b[ob..ob + len].iter().map(|&y| f(x, y)))
+        }),
+        [sa, sb] => runs
+            .for_each(|[oa, ob]| out.extend((0..len).map(|i| f(a[oa + i * sa], b[ob + i * sb])))),
+    }
+    out
+}
+
+/// `f(a, b, c)` for every element of three views of the same shape, in logical order.
+#[inline]
+pub(crate) fn map3<A: Copy, B: Copy, C: Copy, O>(
+    (a, la): (&[A], &Layout),
+    (b, lb): (&[B], &Layout),
+    (c, lc): (&[C], &Layout),
+    f: impl Fn(A, B, C) -> O,
+) -> Vec<O> {
+    let n = la.shape().elem_count();
+    let mut out = Vec::with_capacity(n);
+    let runs = Runs::new(
+        la.dims(),
+        [la.strides(), lb.strides(), lc.strides()],
+        [la.offset(), lb.offset(), lc.offset()],
+    );
+    let len = runs.inner_len();
+    match runs.inner_strides() {
+        [1, 1, 1] => runs.for_each(|[oa, ob, oc]| {
+            out.extend(
+                a[oa..oa + len]
+                    .iter()
+                    .zip(&b[ob..ob + len])
+                    .zip(&c[oc..oc + len])
+                    .map(|((&x, &y), &z)| f(x, y, z)),
+            )
+        }),
+        [sa, sb, sc] => runs.for_each(|[oa, ob, oc]| {
+            out.extend((0..len).map(|i| f(a[oa + i * sa], b[ob + i * sb], c[oc + i * sc])))
+        }),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Shape;
+
+    #[test]
+    fn map2_broadcasts_column_and_row() {
+        let a = [1.0, 2.0]; // column [2, 1] expanded to [2, 3]
+        let b = [10.0, 20.0, 30.0]; // row [3] expanded to [2, 3]
+        let la = Layout::new(Shape::from([2, 3]), vec![1, 0], 0).unwrap();
+        let lb = Layout::new(Shape::from([2, 3]), vec![0, 1], 0).unwrap();
+        let out = map2(&a, &la, &b, &lb, |x, y| x + y);
+        assert_eq!(out, vec![11.0, 21.0, 31.0, 12.0, 22.0, 32.0]);
+    }
+
+    #[test]
+    fn gather_transposed() {
+        let a = [0, 1, 2, 3, 4, 5];
+        let l = Layout::new(Shape::from([3, 2]), vec![1, 3], 0).unwrap();
+        assert_eq!(gather(&a, &l), vec![0, 3, 1, 4, 2, 5]);
+    }
+}

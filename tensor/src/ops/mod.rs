@@ -1,0 +1,9 @@
+//! Tensor ops, one concept per module. Each op validates its arguments (returning a
+//! [`TensorError`](crate::TensorError) that names it), matches once on device and
+//! dtype, and runs a generic loop from [`crate::cpu`].
+
+pub mod binary;
+pub mod matmul;
+pub mod reduce;
+pub mod unary;
+pub mod view;

@@ -1,0 +1,233 @@
+//! Elementwise unary ops and ops with a scalar operand (float dtypes).
+
+use crate::cpu::map;
+use crate::dtype::FloatElement;
+use crate::error::{Result, TensorError};
+use crate::layout::Layout;
+use crate::storage::{CpuStorage, Storage};
+use crate::Tensor;
+
+/// A unary map, with any scalar parameters it needs (kept as f64 and converted to the
+/// element type once per op, not per element).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Square,
+    Recip,
+    Sign,
+    LeakyRelu(f64),
+    Affine { mul: f64, add: f64 },
+    Powf(f64),
+    Clamp { min: f64, max: f64 },
+}
+
+impl UnaryOp {
+    fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Relu => "relu",
+            UnaryOp::Square => "square",
+            UnaryOp::Recip => "recip",
+            UnaryOp::Sign => "sign",
+            UnaryOp::LeakyRelu(_) => "leaky_relu",
+            UnaryOp::Affine { .. } => "affine",
+            UnaryOp::Powf(_) => "powf",
+            UnaryOp::Clamp { .. } => "clamp",
+        }
+    }
+}
+
+/// `op` over a strided view, generic over the float type. The `match` is outside the
+/// loop, so each arm is its own tight (vectorisable) loop.
+pub(crate) fn unary_cpu<T: FloatElement>(op: UnaryOp, a: &[T], la: &Layout) -> Vec<T> {
+    let zero = T::ZERO;
+    let one = T::ONE;
+    match op {
+        UnaryOp::Neg => map::map1(a, la, |x: T| -x),
+        UnaryOp::Exp => map::map1(a, la, T::exp),
+        UnaryOp::Log => map::map1(a, la, T::ln),
+        UnaryOp::Sqrt => map::map1(a, la, T::sqrt),
+        UnaryOp::Abs => map::map1(a, la, T::abs),
+        UnaryOp::Tanh => map::map1(a, la, T::tanh),
+        UnaryOp::Sigmoid => map::map1(a, la, |x: T| one / (one + (-x).exp())),
+        UnaryOp::Relu => map::map1(a, la, |x: T| if x > zero { x } else { zero }),
+        UnaryOp::Square => map::map1(a, la, |x: T| x * x),
+        UnaryOp::Recip => map::map1(a, la, T::recip),
+        UnaryOp::Sign => map::map1(a, la, T::signum0),
+        UnaryOp::LeakyRelu(slope) => {
+            let slope = T::from_f64(slope);
+            map::map1(a, la, |x: T| if x > zero { x } else { x * slope })
+        }
+        UnaryOp::Affine { mul, add } => {
+            let (m, b) = (T::from_f64(mul), T::from_f64(add));
+            map::map1(a, la, |x: T| x * m + b)
+        }
+        UnaryOp::Powf(e) => {
+            let e = T::from_f64(e);
+            if e == T::from_f64(2.0) {
+                map::map1(a, la, |x: T| x * x)
+            } else {
+                map::map1(a, la, |x: T| x.powf(e))
+            }
+        }
+        UnaryOp::Clamp { min, max } => {
+            let (lo, hi) = (T::from_f64(min), T::from_f64(max));
+            // NaN fails both comparisons and passes through.
+            map::map1(a, la, |x: T| {
+                if x < lo {
+                    lo
+                } else if x > hi {
+                    hi
+                } else {
+                    x
+                }
+            })
+        }
+    }
+}
+
+impl Tensor {
+    fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        let guard = self.read_storage();
+        let out = match &*guard {
+            Storage::Cpu(cpu) => match cpu {
+                CpuStorage::F32(v) => CpuStorage::F32(unary_cpu(op, v, &self.layout)),
+                CpuStorage::F64(v) => CpuStorage::F64(unary_cpu(op, v, &self.layout)),
+                CpuStorage::U32(_) => {
+                    return Err(TensorError::UnsupportedDType {
+                        op: op.name(),
+                        dtype: self.dtype,
+                    })
+                }
+            },
+            Storage::Cuda(s) => match *s {},
+        };
+        Ok(Tensor::from_cpu_storage(out, self.shape().clone()))
+    }
+
+    /// `-x`.
+    pub fn neg(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Neg)
+    }
+
+    /// `e^x`.
+    ///
+    /// ```
+    /// use tensor::{Device, Tensor};
+    /// let t = Tensor::from_vec(vec![0.0f64, 1.0], [2], &Device::Cpu).unwrap();
+    /// assert_eq!(t.exp().unwrap().to_vec::<f64>().unwrap(), vec![1.0, std::f64::consts::E]);
+    /// let idx = Tensor::from_vec(vec![1u32], [1], &Device::Cpu).unwrap();
+    /// assert_eq!(idx.exp().unwrap_err().to_string(), "exp: not supported for dtype u32");
+    /// ```
+    pub fn exp(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Exp)
+    }
+
+    /// Natural logarithm (`-inf` at 0, NaN below).
+    pub fn log(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Log)
+    }
+
+    /// Square root (NaN below 0).
+    pub fn sqrt(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sqrt)
+    }
+
+    /// `|x|`.
+    pub fn abs(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Abs)
+    }
+
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Tanh)
+    }
+
+    /// Logistic sigmoid `1 / (1 + e^-x)` (saturates cleanly to 0 and 1).
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sigmoid)
+    }
+
+    /// `max(x, 0)`.
+    pub fn relu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Relu)
+    }
+
+    /// `x * x`.
+    pub fn square(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Square)
+    }
+
+    /// `1 / x`.
+    pub fn recip(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Recip)
+    }
+
+    /// `-1`, `0` or `1` by sign (NaN stays NaN).
+    pub fn sign(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sign)
+    }
+
+    /// `x` where positive, `slope * x` elsewhere.
+    ///
+    /// ```
+    /// use tensor::{Device, Tensor};
+    /// let t = Tensor::from_vec(vec![-2.0f32, 3.0], [2], &Device::Cpu).unwrap();
+    /// assert_eq!(t.leaky_relu(0.1).unwrap().to_vec::<f32>().unwrap(), vec![-0.2, 3.0]);
+    /// ```
+    pub fn leaky_relu(&self, slope: f64) -> Result<Tensor> {
+        self.unary(UnaryOp::LeakyRelu(slope))
+    }
+
+    /// `x + v`.
+    pub fn add_scalar(&self, v: f64) -> Result<Tensor> {
+        self.unary(UnaryOp::Affine { mul: 1.0, add: v })
+    }
+
+    /// `x * v`.
+    pub fn mul_scalar(&self, v: f64) -> Result<Tensor> {
+        self.unary(UnaryOp::Affine { mul: v, add: 0.0 })
+    }
+
+    /// `x * mul + add`.
+    pub fn affine(&self, mul: f64, add: f64) -> Result<Tensor> {
+        self.unary(UnaryOp::Affine { mul, add })
+    }
+
+    /// `x ^ e`.
+    pub fn powf(&self, e: f64) -> Result<Tensor> {
+        self.unary(UnaryOp::Powf(e))
+    }
+
+    /// `x` limited to `[min, max]` (NaN passes through). Errors if `min > max` or
+    /// either bound is NaN.
+    ///
+    /// ```
+    /// use tensor::{Device, Tensor};
+    /// let t = Tensor::from_vec(vec![-2.0f32, 0.5, 3.0], [3], &Device::Cpu).unwrap();
+    /// assert_eq!(t.clamp(0.0, 1.0).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 0.5, 1.0]);
+    /// assert!(t.clamp(1.0, 0.0).is_err());
+    /// ```
+    pub fn clamp(&self, min: f64, max: f64) -> Result<Tensor> {
+        if min.is_nan() || max.is_nan() || min > max {
+            return Err(TensorError::invalid(
+                "clamp",
+                format!("bounds must satisfy min <= max, got min {min} and max {max}"),
+            ));
+        }
+        self.unary(UnaryOp::Clamp { min, max })
+    }
+}
