@@ -1,1 +1,0 @@
-//! Convolution (NCHW) forward and backward kernels.

@@ -1,0 +1,167 @@
+//! 2-d convolution (NCHW) forward and backward kernels, in f32 (fast path) and f64 (the
+//! exact path gradient checks use).
+//!
+//! Layouts are PyTorch's: input `(N, C_in, H, W)`, weight `(C_out, C_in / groups, kH,
+//! kW)`, bias `(C_out)`, output `(N, C_out, H_out, W_out)`, all dense row-major. A
+//! [`Conv2dShape`] validates every size once (channels divisible by groups, kernel no
+//! larger than the padded input, no zero sizes) and computes the output size; each kernel
+//! then checks its slice lengths against it.
+//!
+//! # How the kernels work
+//!
+//! All three kernels are im2col + gemm ([`crate::cpu::gemm`]), run on *chunks of images*
+//! so that small feature maps still give the gemm wide matrices. For a chunk of `B`
+//! images, group `g`, `K = C_in/groups * kH * kW` and `P = H_out * W_out`:
+//!
+//! - forward: `cols (K x B*P) = im2col(x)`, `tmp (C_out x B*P) = W (C_out x K) @ cols`,
+//!   then `tmp` is scattered to NCHW with the bias added on the way;
+//! - input gradient: `dcols (K x B*P) = W^T @ gather(grad_out)`, then col2im scatter-adds
+//!   `dcols` into the input gradient;
+//! - weight gradient: `dW (C_out x K) += gather(grad_out) @ cols^T`, and the bias
+//!   gradient is the row sum of `gather(grad_out)`.
+//!
+//! Chunks hold at most a few hundred KiB of columns (so they stay in L2 and a batch of
+//! 1024 never materialises a full im2col) and run in parallel with rayon. Scratch
+//! buffers are kept per thread and reused across calls. The weight gradient accumulates
+//! one partial sum per worker lane (contiguous runs of images) and adds the lanes in a
+//! fixed order, so results are bitwise reproducible for a given rayon thread count.
+//!
+//! The SIMD level (`*_at` variants) selects the gemm micro-kernels; im2col, col2im and
+//! the scatters are plain memory movement.
+//!
+//! [`reference`] holds plain nested-loop f64 implementations the tests compare against.
+//!
+//! ```
+//! use kernels::cpu::conv2d::{conv2d_forward, Conv2dParams, Conv2dShape};
+//! // One 1-channel 3x3 image, one 2x2 kernel of ones, stride 1, no padding.
+//! let params = Conv2dParams::default();
+//! let shape = Conv2dShape::new([1, 1, 3, 3], [1, 1, 2, 2], params).unwrap();
+//! assert_eq!(shape.output_dims(), [1, 1, 2, 2]);
+//! let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+//! let w = [1.0f32; 4];
+//! let mut y = vec![0.0f32; shape.output_len()];
+//! conv2d_forward(&shape, &x, &w, Some(&[0.5]), &mut y).unwrap();
+//! assert_eq!(y, [12.5, 16.5, 24.5, 28.5]);
+//! ```
+
+mod backward;
+mod forward;
+mod im2col;
+mod params;
+pub mod reference;
+
+pub use backward::{
+    conv2d_backward_input, conv2d_backward_input_at, conv2d_backward_weight,
+    conv2d_backward_weight_at,
+};
+pub use forward::{conv2d_forward, conv2d_forward_at};
+pub use params::{Conv2dParams, Conv2dShape};
+
+use std::cell::Cell;
+use std::thread::LocalKey;
+
+use crate::cpu::dispatch::SimdLevel;
+use crate::cpu::gemm::{self, GemmScalar, MatMut, MatRef};
+use crate::error::Result;
+
+mod sealed {
+    use super::*;
+
+    /// Per-type plumbing the conv kernels need; sealed so that only f32 and f64 exist.
+    pub trait Sealed: Sized + 'static {
+        /// `C = alpha * A * B + beta * C` at `level`.
+        fn gemm_at(
+            level: SimdLevel,
+            alpha: Self,
+            a: MatRef<Self>,
+            b: MatRef<Self>,
+            beta: Self,
+            c: MatMut<Self>,
+        ) -> Result<()>;
+
+        /// This thread's reusable scratch buffer.
+        fn scratch() -> &'static LocalKey<Cell<Vec<Self>>>;
+    }
+
+    thread_local! {
+        static SCRATCH_F32: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+        static SCRATCH_F64: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+    }
+
+    impl Sealed for f32 {
+        fn gemm_at(
+            level: SimdLevel,
+            alpha: f32,
+            a: MatRef<f32>,
+            b: MatRef<f32>,
+            beta: f32,
+            c: MatMut<f32>,
+        ) -> Result<()> {
+            gemm::sgemm_at(level, alpha, a, b, beta, c)
+        }
+
+        fn scratch() -> &'static LocalKey<Cell<Vec<f32>>> {
+            &SCRATCH_F32
+        }
+    }
+
+    impl Sealed for f64 {
+        fn gemm_at(
+            level: SimdLevel,
+            alpha: f64,
+            a: MatRef<f64>,
+            b: MatRef<f64>,
+            beta: f64,
+            c: MatMut<f64>,
+        ) -> Result<()> {
+            gemm::dgemm_at(level, alpha, a, b, beta, c)
+        }
+
+        fn scratch() -> &'static LocalKey<Cell<Vec<f64>>> {
+            &SCRATCH_F64
+        }
+    }
+}
+
+/// Element types the convolution kernels are implemented for: `f32` (the fast path) and
+/// `f64` (the exact path used by gradient checks). Sealed: no other type can implement it.
+pub trait ConvScalar: GemmScalar + std::ops::AddAssign + sealed::Sealed {}
+
+impl ConvScalar for f32 {}
+impl ConvScalar for f64 {}
+
+/// Runs `f` on a scratch slice of `len` elements borrowed from this thread's cache.
+///
+/// The buffer is taken out of the thread-local slot for the duration of `f`, so a rayon
+/// task that work-steals another conv task on the same thread (e.g. while the gemm waits
+/// in a `join`) simply allocates its own buffer instead of aliasing this one. The
+/// contents on entry are unspecified (left over from earlier calls); callers overwrite
+/// what they read.
+fn with_scratch<T: ConvScalar, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    let mut buf = T::scratch().with(Cell::take);
+    if buf.len() < len {
+        buf.resize(len, T::ZERO);
+    }
+    let result = f(&mut buf[..len]);
+    T::scratch().with(|slot| {
+        let cached = slot.take();
+        // Keep the larger of the two buffers for the next call.
+        slot.set(if cached.capacity() > buf.capacity() {
+            cached
+        } else {
+            buf
+        });
+    });
+    result
+}
+
+/// Number of images processed together, from a budget on the per-chunk scratch size
+/// (`per_image` elements per image) and the number of chunks wanted for load balance.
+fn images_per_chunk(batch: usize, per_image: usize, min_chunks: usize) -> usize {
+    /// Scratch elements per chunk: ~512 KiB of f32, well inside a 2 MiB L2 together
+    /// with the chunk's input and output.
+    const CHUNK_BUDGET: usize = 128 * 1024;
+    let by_memory = (CHUNK_BUDGET / per_image.max(1)).max(1);
+    let by_balance = batch.div_ceil(min_chunks.max(1)).max(1);
+    by_memory.min(by_balance)
+}
