@@ -82,7 +82,11 @@ fn run(args: &Args) -> Result<()> {
                     source: e,
                 })?
                 .len();
-            println!("wrote {} ({:?}, {size} bytes)", path.display(), array.dims());
+            println!(
+                "wrote {} ({:?}, {size} bytes)",
+                path.display(),
+                array.dims()
+            );
         }
         println!(
             "{split:?}: {} of {} images, per class {:?}",

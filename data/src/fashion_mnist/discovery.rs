@@ -48,12 +48,11 @@ impl Source {
     pub fn read_split(&self, split: Split) -> Result<RawSplit> {
         match self.dir() {
             Some(dir) => {
-                let (images_path, labels_path) = split_files(dir, split).map_err(|missing| {
-                    DataError::MissingDataset {
+                let (images_path, labels_path) =
+                    split_files(dir, split).map_err(|missing| DataError::MissingDataset {
                         path: dir.to_path_buf(),
                         detail: format!("missing {}", missing.join(" and ")),
-                    }
-                })?;
+                    })?;
                 let images = read_idx(&images_path)?;
                 let labels = read_idx(&labels_path)?;
                 RawSplit::new(images, labels, &images_path, &labels_path)
@@ -160,7 +159,11 @@ impl SearchPath {
     /// user cache, and the embedded subset. Empty environment variables count as
     /// unset, and a relative `$XDG_CACHE_HOME` is ignored (as the XDG spec says).
     pub fn from_env(explicit: Option<&Path>) -> Self {
-        let var = |name: &str| env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |name: &str| {
+            env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let cache_dir = var("XDG_CACHE_HOME")
             .filter(|p| p.is_absolute())
             .or_else(|| var("HOME").map(|home| home.join(".cache")))

@@ -368,13 +368,19 @@ mod tests {
         let (ip, lp) = (Path::new("imgs"), Path::new("lbls"));
         let three = IdxArray::new(vec![3], vec![0, 1, 2]).unwrap();
         let err = RawSplit::new(images.clone(), three, ip, lp).unwrap_err();
-        assert!(err.to_string().starts_with("lbls: 3 labels for 2 images"), "{err}");
+        assert!(
+            err.to_string().starts_with("lbls: 3 labels for 2 images"),
+            "{err}"
+        );
         let bad_label = IdxArray::new(vec![2], vec![0, 10]).unwrap();
         let err = RawSplit::new(images.clone(), bad_label, ip, lp).unwrap_err();
         assert!(err.to_string().contains("label 10 at index 1"), "{err}");
         let small = IdxArray::new(vec![1, 4, 4], vec![0; 16]).unwrap();
         let ok_labels = IdxArray::new(vec![1], vec![3]).unwrap();
         let err = RawSplit::new(small, ok_labels, ip, lp).unwrap_err();
-        assert!(err.to_string().starts_with("imgs: expected images"), "{err}");
+        assert!(
+            err.to_string().starts_with("imgs: expected images"),
+            "{err}"
+        );
     }
 }

@@ -105,9 +105,7 @@ impl DataLoader {
                 ),
             ));
         }
-        let host = |t: &Tensor| -> Result<Tensor> {
-            Ok(t.to_device(&Device::Cpu)?.contiguous()?)
-        };
+        let host = |t: &Tensor| -> Result<Tensor> { Ok(t.to_device(&Device::Cpu)?.contiguous()?) };
         Ok(DataLoader {
             x: host(x)?,
             y: host(y)?,

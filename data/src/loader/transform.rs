@@ -87,7 +87,10 @@ impl Normalize {
         if x.elem_count() < 2 {
             return Err(DataError::invalid(
                 OP,
-                format!("need at least 2 elements for a std, got shape {}", x.shape()),
+                format!(
+                    "need at least 2 elements for a std, got shape {}",
+                    x.shape()
+                ),
             ));
         }
         let x = x.contiguous()?;
@@ -128,7 +131,9 @@ impl Transform for Normalize {
 
 /// Mean and sample standard deviation of `values`, in f64, in two passes.
 fn mean_std<I: Iterator<Item = f64> + Clone>(values: I) -> (f64, f64) {
-    let (n, sum) = values.clone().fold((0usize, 0.0f64), |(n, s), v| (n + 1, s + v));
+    let (n, sum) = values
+        .clone()
+        .fold((0usize, 0.0f64), |(n, s), v| (n + 1, s + v));
     if n == 0 {
         return (f64::NAN, f64::NAN);
     }

@@ -99,15 +99,24 @@ mod tests {
     fn non_letters_are_symbols_too_and_sort_by_code_point() {
         let vocab = Vocab::from_words(&["zoë", "a-b"]);
         assert_eq!(vocab.symbols(), ['.', '-', 'a', 'b', 'o', 'z', 'ë']);
-        assert_eq!(vocab.decode(&vocab.encode("zoë-a").unwrap()).unwrap(), "zoë-a");
+        assert_eq!(
+            vocab.decode(&vocab.encode("zoë-a").unwrap()).unwrap(),
+            "zoë-a"
+        );
     }
 
     #[test]
     fn errors_name_the_symbol_and_the_vocabulary_size() {
         let vocab = Vocab::from_words(&["ab"]);
         let err = vocab.encode("abc").unwrap_err().to_string();
-        assert_eq!(err, "encode: character 'c' is not in the vocabulary of 3 symbols");
+        assert_eq!(
+            err,
+            "encode: character 'c' is not in the vocabulary of 3 symbols"
+        );
         let err = vocab.decode(&[0, 3]).unwrap_err().to_string();
-        assert_eq!(err, "decode: index 3 is out of range for a vocabulary of 3 symbols");
+        assert_eq!(
+            err,
+            "decode: index 3 is out of range for a vocabulary of 3 symbols"
+        );
     }
 }
