@@ -35,6 +35,7 @@ pub mod dtype;
 pub mod error;
 pub mod layout;
 pub mod ops;
+mod random;
 pub mod shape;
 pub(crate) mod storage;
 pub(crate) mod strided;

@@ -115,14 +115,14 @@ impl<const N: usize> Runs<N> {
                 }
                 d -= 1;
                 idx[d] += 1;
-                for k in 0..N {
-                    offs[k] += self.strides[k][d];
+                for (o, s) in offs.iter_mut().zip(&self.strides) {
+                    *o += s[d];
                 }
                 if idx[d] < outer[d] {
                     break;
                 }
-                for k in 0..N {
-                    offs[k] -= self.strides[k][d] * outer[d];
+                for (o, s) in offs.iter_mut().zip(&self.strides) {
+                    *o -= s[d] * outer[d];
                 }
                 idx[d] = 0;
             }

@@ -3,7 +3,11 @@
 //! dtype, and runs a generic loop from [`crate::cpu`].
 
 pub mod binary;
+pub mod index;
+pub mod inplace;
+pub mod join;
 pub mod matmul;
 pub mod reduce;
+pub mod softmax;
 pub mod unary;
 pub mod view;

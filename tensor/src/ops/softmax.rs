@@ -1,0 +1,97 @@
+//! Numerically stable softmax and log-softmax along one dim.
+
+use crate::cpu::reduce::max_nan;
+use crate::dtype::FloatElement;
+use crate::error::{Result, TensorError};
+use crate::storage::{CpuStorage, Storage};
+use crate::Tensor;
+
+/// Softmax (or log-softmax) of each contiguous row of `row_len` elements of `x`:
+/// the row maximum is subtracted before `exp`, so large inputs do not overflow, and
+/// the normaliser is accumulated in f64.
+fn softmax_rows<T: FloatElement>(x: &[T], row_len: usize, log: bool) -> Vec<T> {
+    let mut out = Vec::with_capacity(x.len());
+    if row_len == 0 {
+        return out;
+    }
+    for row in x.chunks_exact(row_len) {
+        let max = row.iter().fold(T::NEG_INFINITY, |m, &v| max_nan(m, v));
+        if log {
+            let sum: f64 = row.iter().map(|&v| (v - max).exp().to_f64()).sum();
+            let lse = max + T::from_f64(sum.ln());
+            out.extend(row.iter().map(|&v| v - lse));
+        } else {
+            let start = out.len();
+            out.extend(row.iter().map(|&v| (v - max).exp()));
+            let sum: f64 = out[start..].iter().map(|v| v.to_f64()).sum();
+            let inv = T::from_f64(1.0 / sum);
+            out[start..].iter_mut().for_each(|v| *v = *v * inv);
+        }
+    }
+    out
+}
+
+impl Tensor {
+    /// `exp(x) / sum(exp(x))` along `dim`, computed stably (max subtracted first).
+    ///
+    /// ```
+    /// use tensor::{Device, Tensor};
+    /// let t = Tensor::from_vec(vec![1000.0f32, 1000.0, 0.0, 0.0], [2, 2], &Device::Cpu).unwrap();
+    /// assert_eq!(t.softmax(1).unwrap().to_vec::<f32>().unwrap(), vec![0.5; 4]);
+    /// let cols = t.softmax(0).unwrap().to_vec::<f32>().unwrap();
+    /// assert_eq!(cols, vec![1.0, 1.0, 0.0, 0.0]);
+    /// ```
+    pub fn softmax(&self, dim: usize) -> Result<Tensor> {
+        self.softmax_impl(dim, false, "softmax")
+    }
+
+    /// `x - log(sum(exp(x)))` along `dim`, computed stably (log-sum-exp).
+    pub fn log_softmax(&self, dim: usize) -> Result<Tensor> {
+        self.softmax_impl(dim, true, "log_softmax")
+    }
+
+    fn softmax_impl(&self, dim: usize, log: bool, op: &'static str) -> Result<Tensor> {
+        self.shape().check_dim(dim, op)?;
+        if !self.dtype.is_float() {
+            return Err(TensorError::UnsupportedDType {
+                op,
+                dtype: self.dtype,
+            });
+        }
+        let last = self.rank() - 1;
+        // Work on rows: move `dim` last and make it contiguous, then move it back.
+        let rows = if dim == last {
+            self.contiguous()?
+        } else {
+            self.transpose(dim, last)?.contiguous()?
+        };
+        let row_len = rows.dims()[last];
+        let guard = rows.read_storage();
+        let out = match &*guard {
+            Storage::Cpu(cpu) => {
+                let (off, n) = (rows.layout.offset(), rows.elem_count());
+                match cpu {
+                    CpuStorage::F32(v) => {
+                        CpuStorage::F32(softmax_rows(&v[off..off + n], row_len, log))
+                    }
+                    CpuStorage::F64(v) => {
+                        CpuStorage::F64(softmax_rows(&v[off..off + n], row_len, log))
+                    }
+                    CpuStorage::U32(_) => {
+                        return Err(TensorError::UnsupportedDType {
+                            op,
+                            dtype: self.dtype,
+                        })
+                    }
+                }
+            }
+            Storage::Cuda(s) => match *s {},
+        };
+        let result = Tensor::from_cpu_storage(out, rows.shape().clone());
+        if dim == last {
+            Ok(result)
+        } else {
+            result.transpose(dim, last)?.contiguous()
+        }
+    }
+}
