@@ -17,7 +17,7 @@
 //! same sequence of operations for a given thread count: results are reproducible.
 
 use super::element::Element;
-use super::kernel::{MicroKernel, Tile};
+use super::kernel::{MicroKernel, Sliver, Tile};
 use super::pack::{pack, packed_len};
 use super::raw::{RawMut, RawRef};
 use super::{GemmScalar, MatMut, MatRef};
@@ -144,13 +144,6 @@ fn even_block(total: usize, max: usize, unit: usize) -> usize {
     total.div_ceil(blocks).div_ceil(unit) * unit
 }
 
-/// How many tiles of `unit` along a dimension of `len`, and the balance (in (0, 1]) of
-/// dealing them out to `tasks` threads in contiguous chunks.
-fn balance(len: usize, unit: usize, tasks: usize) -> f64 {
-    let tiles = len.div_ceil(unit);
-    tiles as f64 / (tasks * tiles.div_ceil(tasks)) as f64
-}
-
 /// Runs `p` with micro-kernel `K`, split over up to `threads` rayon tasks when it is big
 /// enough to pay for them.
 ///
@@ -161,32 +154,37 @@ fn balance(len: usize, unit: usize, tasks: usize) -> f64 {
 pub(crate) unsafe fn run<K: MicroKernel>(p: Problem<K::T>, threads: usize) {
     let work = p.m.saturating_mul(p.n).saturating_mul(p.k);
     let tasks = threads.min(work / MIN_WORK_PER_THREAD).max(1);
+    let (m_slivers, n_slivers) = (p.m.div_ceil(K::MR), p.n.div_ceil(K::NR));
     if tasks == 1 {
         // SAFETY: forwarded contract.
-        unsafe { serial::<K>(p) };
-        return;
-    }
-    if p.k >= 8 * p.m.max(p.n) {
+        unsafe { blocked::<K>(p, 1) };
+    } else if p.k >= 8 * p.m.max(p.n) {
+        // A long reduction into a small C: share out k.
         // SAFETY: forwarded contract.
         unsafe { split_k::<K>(p, tasks) };
-        return;
+    } else if m_slivers >= 2 * tasks {
+        // Enough rows: threads share each packed block of B.
+        // SAFETY: forwarded contract.
+        unsafe { blocked::<K>(p, tasks) };
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { split_n::<K>(p, tasks.min(n_slivers)) };
     }
-    let (bal_m, bal_n) = (balance(p.m, K::MR, tasks), balance(p.n, K::NR, tasks));
-    let along_n = bal_n > bal_m || (bal_n == bal_m && p.n.div_ceil(K::NR) >= p.m.div_ceil(K::MR));
-    let (len, unit) = if along_n { (p.n, K::NR) } else { (p.m, K::MR) };
-    let chunk = len.div_ceil(unit).div_ceil(tasks) * unit;
-    let chunks = len.div_ceil(chunk);
-    (0..chunks).into_par_iter().for_each(|t| {
+}
+
+/// Splits the columns of C into `tasks` independent problems (for a C too short to
+/// share out by rows, such as a conv layer's `c_out x (batch * pixels)` output).
+///
+/// # Safety
+/// As for [`run`].
+unsafe fn split_n<K: MicroKernel>(p: Problem<K::T>, tasks: usize) {
+    let chunk = p.n.div_ceil(K::NR).div_ceil(tasks.max(1)) * K::NR;
+    (0..p.n.div_ceil(chunk)).into_par_iter().for_each(|t| {
         let start = t * chunk;
-        let size = chunk.min(len - start);
-        let sub = if along_n {
-            p.block(0, p.m, start, size)
-        } else {
-            p.block(start, size, 0, p.n)
-        };
+        let sub = p.block(0, p.m, start, chunk.min(p.n - start));
         // SAFETY: `sub` is a block of `p`, disjoint from every other task's block, so the
         // contract carries over and no element of C is shared between threads.
-        unsafe { serial::<K>(sub) };
+        unsafe { blocked::<K>(sub, 1) };
     });
 }
 
@@ -220,7 +218,7 @@ unsafe fn split_k<K: MicroKernel>(p: Problem<K::T>, tasks: usize) {
                 ..p
             };
             // SAFETY: A and B sub-views are in range; C is this task's own dense buffer.
-            unsafe { serial::<K>(sub) };
+            unsafe { blocked::<K>(sub, 1) };
         });
     for i in 0..p.m {
         for j in 0..p.n {
@@ -251,85 +249,208 @@ fn aligned<T: Element>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
     &mut buf[offset..offset + len]
 }
 
-/// The whole loop nest on the current thread, with this thread's packing buffers.
+/// Problems with at most this many rows read B straight from memory instead of packing
+/// it (when B's rows are contiguous): each B sliver is reused by only a few A slivers,
+/// so copying it would cost about as much as the multiply.
+const DIRECT_B_MAX_M: usize = 64;
+/// Problems with at most this many columns read A straight from memory: each A sliver
+/// meets only a few B slivers.
+const DIRECT_A_MAX_N: usize = 128;
+
+/// The loop nest. With `threads > 1`, each packed block of B is packed by all threads
+/// and then shared: the blocks of rows of A (at least two per thread, sized so threads
+/// finish together) are dealt out to rayon's threads, each packing its own A block.
 ///
 /// # Safety
 /// As for [`run`].
-unsafe fn serial<K: MicroKernel>(p: Problem<K::T>) {
+unsafe fn blocked<K: MicroKernel>(p: Problem<K::T>, threads: usize) {
     let (mr, nr) = (K::MR, K::NR);
-    let mc_max = even_block(p.m, K::MC, mr);
     let nc_max = even_block(p.n, K::NC, nr);
     let kc_max = even_block(p.k, K::KC, 1);
-    K::T::with_pack_buffers(|abuf, bbuf| {
-        let a_pack = aligned(abuf, packed_len(mc_max, kc_max, mr));
+    // Blocks of rows: whole slivers, sizes differing by at most one sliver.
+    let slivers = p.m.div_ceil(mr);
+    let mut m_blocks = slivers.div_ceil((K::MC / mr).max(1));
+    if threads > 1 {
+        m_blocks = m_blocks.max(2 * threads).div_ceil(threads) * threads;
+    }
+    let m_blocks = m_blocks.min(slivers);
+    let mc_max = slivers.div_ceil(m_blocks) * mr;
+    let parallel = threads > 1;
+    let direct_b = !parallel && p.b.cs == 1 && p.m <= DIRECT_B_MAX_M;
+    let direct_a = p.n <= DIRECT_A_MAX_N;
+    K::T::with_b_buffer(|bbuf| {
         let b_pack = aligned(bbuf, packed_len(nc_max, kc_max, nr));
         for jc in (0..p.n).step_by(nc_max) {
             let nc = nc_max.min(p.n - jc);
             for pc in (0..p.k).step_by(kc_max) {
                 let kc = kc_max.min(p.k - pc);
-                // SAFETY: B[pc..pc + kc, jc..jc + nc] is in range; B is packed as its
-                // transpose (rows of the packed view are columns of B).
-                unsafe { pack(p.b.at(pc, jc).t(), nc, kc, nr, b_pack) };
+                // B is handled as its transpose (the rows of that view are B's columns).
+                let b_view = p.b.at(pc, jc).t();
+                if parallel {
+                    let len = packed_len(nc, kc, nr);
+                    b_pack[..len]
+                        .par_chunks_mut(kc * nr)
+                        .enumerate()
+                        .for_each(|(q, dst)| {
+                            let rows = nr.min(nc - q * nr);
+                            // SAFETY: sliver q of B[pc..pc + kc, jc..jc + nc] is in range.
+                            unsafe { pack(b_view.at(q * nr, 0), rows, kc, nr, dst) };
+                        });
+                }
+                // SAFETY: B[pc..pc + kc, jc..jc + nc] is in range (and already packed
+                // when parallel).
+                let b_panels = unsafe {
+                    if parallel {
+                        Panels::prepacked(b_view, nc, kc, nr, b_pack)
+                    } else {
+                        Panels::new(b_view, nc, kc, nr, direct_b, b_pack)
+                    }
+                };
                 let beta = if pc == 0 { p.beta } else { K::T::ONE };
-                for ic in (0..p.m).step_by(mc_max) {
-                    let mc = mc_max.min(p.m - ic);
-                    // SAFETY: A[ic..ic + mc, pc..pc + kc] is in range.
-                    unsafe { pack(p.a.at(ic, pc), mc, kc, mr, a_pack) };
-                    let block = Block {
-                        mc,
-                        nc,
-                        kc,
-                        c: p.c.at(ic, jc),
-                        alpha: p.alpha,
-                        beta,
-                    };
-                    // SAFETY: the packs were just filled for this block; the CPU
-                    // contract and C's block are forwarded from the caller.
-                    unsafe { macro_kernel::<K>(&block, a_pack, b_pack) };
+                let row_block = |blk: usize| {
+                    let ic = blk * slivers / m_blocks * mr;
+                    let mc = ((blk + 1) * slivers / m_blocks * mr).min(p.m) - ic;
+                    K::T::with_a_buffer(|abuf| {
+                        let a_pack = aligned(abuf, packed_len(mc_max, kc_max, mr));
+                        // SAFETY: A[ic..ic + mc, pc..pc + kc] is in range, and the block
+                        // of C at (ic, jc) is disjoint from every other row block's; the
+                        // CPU contract is the caller's.
+                        unsafe {
+                            let a_panels =
+                                Panels::new(p.a.at(ic, pc), mc, kc, mr, direct_a, a_pack);
+                            macro_kernel::<K>(&a_panels, &b_panels, p.c.at(ic, jc), p.alpha, beta);
+                        }
+                    });
+                };
+                if parallel {
+                    (0..m_blocks).into_par_iter().for_each(row_block);
+                } else {
+                    (0..m_blocks).for_each(row_block);
                 }
             }
         }
     });
 }
 
-/// One `mc x nc` block of C updated from packed `mc x kc` A and `kc x nc` B.
-struct Block<T> {
-    mc: usize,
-    nc: usize,
+/// A `rows x kc` block of A (or of B transposed) cut into slivers of `w` rows, each
+/// either packed or read in place.
+struct Panels<'a, T> {
+    view: RawRef<T>,
+    rows: usize,
     kc: usize,
-    c: RawMut<T>,
-    alpha: T,
-    beta: T,
+    w: usize,
+    direct: bool,
+    packed: &'a [T],
 }
 
-/// Runs the micro-kernel over every `MR x NR` tile of a block.
+impl<'a, T: Element> Panels<'a, T> {
+    /// Packs the block into `buf`, or, when `direct`, only its trailing partial sliver
+    /// (full slivers are then read in place).
+    ///
+    /// # Safety
+    /// Elements `(i, p)`, `i < rows`, `p < kc` of `view` are readable and `buf` holds at
+    /// least `packed_len(rows, kc, w)` elements.
+    unsafe fn new(
+        view: RawRef<T>,
+        rows: usize,
+        kc: usize,
+        w: usize,
+        direct: bool,
+        buf: &'a mut [T],
+    ) -> Self {
+        let full = rows / w * w;
+        if !direct {
+            // SAFETY: forwarded contract.
+            unsafe { pack(view, rows, kc, w, buf) };
+        } else if full < rows {
+            // SAFETY: the trailing rows are part of the block.
+            unsafe { pack(view.at(full, 0), rows - full, kc, w, buf) };
+        }
+        Self {
+            view,
+            rows,
+            kc,
+            w,
+            direct,
+            packed: buf,
+        }
+    }
+
+    /// A block that is already packed in `buf` (as [`Panels::new`] without `direct`
+    /// would have packed it).
+    ///
+    /// # Safety
+    /// `buf` holds the packed block.
+    unsafe fn prepacked(view: RawRef<T>, rows: usize, kc: usize, w: usize, buf: &'a [T]) -> Self {
+        Self {
+            view,
+            rows,
+            kc,
+            w,
+            direct: false,
+            packed: buf,
+        }
+    }
+
+    /// Number of slivers.
+    fn len(&self) -> usize {
+        self.rows.div_ceil(self.w)
+    }
+
+    /// Sliver `q`: in place when direct and full, otherwise in the packed buffer.
+    fn sliver(&self, q: usize) -> Sliver<T> {
+        let start = q * self.w;
+        if self.direct && start + self.w <= self.rows {
+            Sliver {
+                ptr: self.view.at(start, 0).ptr,
+                lane_stride: self.view.rs,
+                step_stride: self.view.cs,
+            }
+        } else {
+            let offset = if self.direct { 0 } else { q * self.w * self.kc };
+            Sliver {
+                ptr: self.packed[offset..].as_ptr(),
+                lane_stride: 1,
+                step_stride: self.w,
+            }
+        }
+    }
+}
+
+/// Runs the micro-kernel over every `MR x NR` tile of one block of C.
 ///
 /// # Safety
-/// The CPU supports `K`; `a_pack`/`b_pack` hold the packed block (at least
-/// `packed_len(mc, kc, MR)` and `packed_len(nc, kc, NR)` elements); `block.c` addresses
-/// `mc x nc` distinct elements that are exclusively ours.
+/// The CPU supports `K`; the panels were prepared for this block (`a`: `mc x kc` with
+/// `w = MR`; `b`: `nc x kc` with `w = NR`, lanes contiguous); `c` addresses `mc x nc`
+/// distinct elements that are exclusively ours.
 #[inline]
-unsafe fn macro_kernel<K: MicroKernel>(block: &Block<K::T>, a_pack: &[K::T], b_pack: &[K::T]) {
-    let (mr, nr, kc) = (K::MR, K::NR, block.kc);
-    let b_slivers = b_pack.chunks_exact(kc * nr).take(block.nc.div_ceil(nr));
-    for (jq, b_sliver) in b_slivers.enumerate() {
+unsafe fn macro_kernel<K: MicroKernel>(
+    a: &Panels<'_, K::T>,
+    b: &Panels<'_, K::T>,
+    c: RawMut<K::T>,
+    alpha: K::T,
+    beta: K::T,
+) {
+    let (mr, nr) = (K::MR, K::NR);
+    for jq in 0..b.len() {
+        let b_sliver = b.sliver(jq);
         let j0 = jq * nr;
-        let a_slivers = a_pack.chunks_exact(kc * mr).take(block.mc.div_ceil(mr));
-        for (iq, a_sliver) in a_slivers.enumerate() {
+        for iq in 0..a.len() {
             let i0 = iq * mr;
-            let c = block.c.at(i0, j0);
+            let c = c.at(i0, j0);
             let tile = Tile {
                 ptr: c.ptr,
                 rs: c.rs,
                 cs: c.cs,
-                rows: mr.min(block.mc - i0),
-                cols: nr.min(block.nc - j0),
-                alpha: block.alpha,
-                beta: block.beta,
+                rows: mr.min(a.rows - i0),
+                cols: nr.min(b.rows - j0),
+                alpha,
+                beta,
             };
-            // SAFETY: the slivers are full `kc * MR` / `kc * NR` chunks of the packs; the
-            // tile is inside the block; the CPU contract is the caller's.
-            unsafe { K::run(kc, a_sliver.as_ptr(), b_sliver.as_ptr(), &tile) };
+            // SAFETY: both slivers have `kc` readable steps of MR / NR lanes (packed and
+            // zero-padded, or full slivers in place); B's lanes are contiguous because
+            // direct B requires `B.cs == 1`; the tile is inside the block.
+            unsafe { K::run(a.kc, a.sliver(iq), b_sliver, &tile) };
         }
     }
 }

@@ -22,16 +22,30 @@ pub(crate) trait Element: GemmScalar + private::Sealed {
     /// (clamped to what the CPU supports), on at most `threads` threads.
     fn run_at(level: SimdLevel, problem: Problem<Self>, threads: usize);
 
-    /// Calls `f` with this thread's two packing buffers (for A and for B). They keep
-    /// their capacity between calls, so steady-state gemm calls do not allocate. A
-    /// re-entrant call on the same thread gets fresh temporary buffers instead.
-    fn with_pack_buffers<R>(f: impl FnOnce(&mut Vec<Self>, &mut Vec<Self>) -> R) -> R;
+    /// Calls `f` with this thread's buffer for packed blocks of A. Buffers keep their
+    /// capacity between calls, so steady-state gemm calls do not allocate. A re-entrant
+    /// call on the same thread gets a fresh temporary buffer instead.
+    fn with_a_buffer<R>(f: impl FnOnce(&mut Vec<Self>) -> R) -> R;
+
+    /// Like [`Element::with_a_buffer`], for packed blocks of B (a separate buffer, so a
+    /// thread can hold a shared B block while it packs A blocks).
+    fn with_b_buffer<R>(f: impl FnOnce(&mut Vec<Self>) -> R) -> R;
+}
+
+/// Runs `f` on the buffer in `cell`, or on a fresh one if the cell is already in use
+/// further up this thread's stack.
+fn with_buffer<T, R>(cell: &RefCell<Vec<T>>, f: impl FnOnce(&mut Vec<T>) -> R) -> R {
+    match cell.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf),
+        Err(_) => f(&mut Vec::new()),
+    }
 }
 
 macro_rules! impl_element {
-    ($t:ty, $buffers:ident, portable: $portable:ty, avx2: $avx2:ident, avx512: $avx512:ident) => {
+    ($t:ty, $a_buf:ident, $b_buf:ident, portable: $portable:ty, avx2: $avx2:ident, avx512: $avx512:ident) => {
         thread_local! {
-            static $buffers: RefCell<(Vec<$t>, Vec<$t>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+            static $a_buf: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) };
+            static $b_buf: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) };
         }
 
         impl Element for $t {
@@ -49,18 +63,16 @@ macro_rules! impl_element {
                 }
             }
 
-            fn with_pack_buffers<R>(f: impl FnOnce(&mut Vec<Self>, &mut Vec<Self>) -> R) -> R {
-                $buffers.with(|cell| match cell.try_borrow_mut() {
-                    Ok(mut bufs) => {
-                        let (a, b) = &mut *bufs;
-                        f(a, b)
-                    }
-                    Err(_) => f(&mut Vec::new(), &mut Vec::new()),
-                })
+            fn with_a_buffer<R>(f: impl FnOnce(&mut Vec<Self>) -> R) -> R {
+                $a_buf.with(|cell| with_buffer(cell, f))
+            }
+
+            fn with_b_buffer<R>(f: impl FnOnce(&mut Vec<Self>) -> R) -> R {
+                $b_buf.with(|cell| with_buffer(cell, f))
             }
         }
     };
 }
 
-impl_element!(f32, PACK_F32, portable: PortableF32, avx2: Avx2F32, avx512: Avx512F32);
-impl_element!(f64, PACK_F64, portable: PortableF64, avx2: Avx2F64, avx512: Avx512F64);
+impl_element!(f32, PACK_A_F32, PACK_B_F32, portable: PortableF32, avx2: Avx2F32, avx512: Avx512F32);
+impl_element!(f64, PACK_A_F64, PACK_B_F64, portable: PortableF64, avx2: Avx2F64, avx512: Avx512F64);

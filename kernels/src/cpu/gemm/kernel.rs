@@ -27,11 +27,24 @@ pub(crate) struct Tile<T> {
     pub beta: T,
 }
 
-/// One register-tile inner kernel plus the cache-blocking sizes tuned for it.
+/// Where a micro-kernel reads one operand sliver: `w` lanes (`MR` rows of A, or `NR`
+/// columns of B) for each of `kc` steps along k. Element `(lane, step)` is
+/// `ptr[lane * lane_stride + step * step_stride]`.
 ///
-/// Packed layouts (produced by [`super::pack`]): the A sliver holds, for each `p` in
-/// `0..kc`, `MR` consecutive values `A[0..MR, p]`; the B sliver holds, for each `p`,
-/// `NR` consecutive values `B[p, 0..NR]`. Both start 64-byte aligned.
+/// A packed sliver (see [`super::pack`]) has `lane_stride = 1, step_stride = w`. Small
+/// problems skip packing and point slivers straight into the operand instead, with the
+/// operand's own strides (B's lanes must then be contiguous, `lane_stride = 1`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sliver<T> {
+    /// Element `(0, 0)`.
+    pub ptr: *const T,
+    /// Distance between consecutive lanes.
+    pub lane_stride: usize,
+    /// Distance between consecutive steps along k.
+    pub step_stride: usize,
+}
+
+/// One register-tile inner kernel plus the cache-blocking sizes tuned for it.
 pub(crate) trait MicroKernel {
     /// Element type.
     type T: Element;
@@ -50,12 +63,12 @@ pub(crate) trait MicroKernel {
     ///
     /// # Safety
     /// - the CPU supports the instruction set this kernel is compiled for;
-    /// - `a` points to `MR * kc` and `b` to `NR * kc` readable elements laid out as the
-    ///   trait documentation describes, `kc >= 1`;
+    /// - `kc >= 1`; every element `(lane, step)`, `lane < MR` (for `a`) or `< NR` (for
+    ///   `b`), `step < kc`, is readable; `b.lane_stride == 1`;
     /// - `tile.rows <= MR`, `tile.cols <= NR`, and every `tile.ptr + i * rs + j * cs`
     ///   for `i < rows`, `j < cols` is a distinct element that this call may read and
     ///   write with no other thread touching it.
-    unsafe fn run(kc: usize, a: *const Self::T, b: *const Self::T, tile: &Tile<Self::T>);
+    unsafe fn run(kc: usize, a: Sliver<Self::T>, b: Sliver<Self::T>, tile: &Tile<Self::T>);
 }
 
 /// Merges `vals` (row-major with leading dimension `ld`, already multiplied by alpha)
@@ -104,18 +117,20 @@ impl<T: Element, const MR: usize, const NR: usize> MicroKernel for Portable<T, M
     const KC: usize = 256;
     const NC: usize = 512 * NR;
 
-    unsafe fn run(kc: usize, a: *const T, b: *const T, tile: &Tile<T>) {
-        // SAFETY: the caller guarantees MR * kc elements behind `a` and NR * kc behind `b`.
-        let (a, b) = unsafe {
-            (
-                std::slice::from_raw_parts(a, MR * kc),
-                std::slice::from_raw_parts(b, NR * kc),
-            )
-        };
+    unsafe fn run(kc: usize, a: Sliver<T>, b: Sliver<T>, tile: &Tile<T>) {
         let mut acc = [[T::ZERO; NR]; MR];
-        for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-            for (row, &ai) in acc.iter_mut().zip(ap) {
-                for (x, &bj) in row.iter_mut().zip(bp) {
+        for p in 0..kc {
+            let (a_step, b_step) = (
+                a.ptr.wrapping_add(p * a.step_stride),
+                b.ptr.wrapping_add(p * b.step_stride),
+            );
+            // SAFETY: lanes `0..NR` of step `p < kc` of B are readable and contiguous
+            // (`b.lane_stride == 1`), by the caller's contract.
+            let b_row = unsafe { std::slice::from_raw_parts(b_step, NR) };
+            for (i, row) in acc.iter_mut().enumerate() {
+                // SAFETY: lane `i < MR`, step `p < kc` of A is readable (caller's contract).
+                let ai = unsafe { *a_step.add(i * a.lane_stride) };
+                for (x, &bj) in row.iter_mut().zip(b_row) {
                     *x = *x + ai * bj;
                 }
             }

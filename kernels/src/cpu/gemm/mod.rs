@@ -231,8 +231,10 @@ impl<'a, T> MatMut<'a, T> {
             });
         }
         // Non-overlap: the faster-moving index must not reach into the next step of the
-        // slower one. Degenerate (size-1) dimensions never overlap.
-        let overlaps = if rows <= 1 || cols <= 1 {
+        // slower one. Empty matrices and degenerate (size-1) dimensions never overlap.
+        let overlaps = if rows == 0 || cols == 0 {
+            false
+        } else if rows <= 1 || cols <= 1 {
             (rows > 1 && row_stride == 0) || (cols > 1 && col_stride == 0)
         } else if col_stride <= row_stride {
             col_stride == 0 || (cols - 1) * col_stride >= row_stride

@@ -36,13 +36,19 @@ pub(crate) unsafe fn pack<T: Element>(
         let r0 = q * w;
         let h = w.min(rows - r0);
         let base = src.at(r0, 0);
-        if h == w && src.rs == 1 {
-            // Column-contiguous source: each step p is one contiguous run of w values.
+        if src.rs == 1 {
+            // Column-contiguous source: each step p is one contiguous run of h values.
             for (p, out) in panel.chunks_exact_mut(w).enumerate() {
-                // SAFETY: with rs == 1, elements (r0..r0 + w, p) are contiguous and in
+                // SAFETY: with rs == 1, elements (r0..r0 + h, p) are contiguous and in
                 // range (caller's contract).
-                let run = unsafe { std::slice::from_raw_parts(base.ptr.add(p * src.cs), w) };
-                out.copy_from_slice(run);
+                let run = unsafe { std::slice::from_raw_parts(base.ptr.add(p * src.cs), h) };
+                if h == w {
+                    // The common case, separate so the copy has a constant length.
+                    out.copy_from_slice(run);
+                } else {
+                    out[..h].copy_from_slice(run);
+                    out[h..].fill(T::ZERO);
+                }
             }
         } else if src.cs == 1 {
             // Row-contiguous source: read each row once, scatter it with stride w.

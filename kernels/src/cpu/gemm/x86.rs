@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernel::{store_tile, MicroKernel, Tile};
+use super::kernel::{store_tile, MicroKernel, Sliver, Tile};
 
 /// Defines a `MicroKernel` with `MR` rows and two SIMD vectors of `LANES` columns.
 macro_rules! two_vector_kernel {
@@ -41,17 +41,34 @@ macro_rules! two_vector_kernel {
             const KC: usize = $kc;
             const NC: usize = $nc;
 
-            unsafe fn run(kc: usize, a: *const $t, b: *const $t, tile: &Tile<$t>) {
-                // SAFETY: the caller guarantees that the CPU supports this kernel's
-                // instruction set and the pointer contract of `MicroKernel::run`.
-                unsafe { kernel(kc, a, b, tile) }
+            unsafe fn run(kc: usize, a: Sliver<$t>, b: Sliver<$t>, tile: &Tile<$t>) {
+                if a.lane_stride == 1 && a.step_stride == $mr {
+                    // SAFETY: the caller guarantees that the CPU supports this kernel's
+                    // instruction set and the contract of `MicroKernel::run`.
+                    unsafe { kernel::<true>(kc, a, b, tile) }
+                } else {
+                    // SAFETY: as above.
+                    unsafe { kernel::<false>(kc, a, b, tile) }
+                }
             }
         }
 
+        /// The kernel body; `PACKED_A` hard-codes the packed layout of A so the hot
+        /// loop of large problems addresses A with constant offsets.
         #[target_feature(enable = $feature)]
-        unsafe fn kernel(kc: usize, a: *const $t, b: *const $t, tile: &Tile<$t>) {
+        unsafe fn kernel<const PACKED_A: bool>(
+            kc: usize,
+            a: Sliver<$t>,
+            b: Sliver<$t>,
+            tile: &Tile<$t>,
+        ) {
             const MR: usize = $mr;
             const L: usize = $lanes;
+            let (a_lane, a_step) = if PACKED_A {
+                (1, MR)
+            } else {
+                (a.lane_stride, a.step_stride)
+            };
             // Start fetching C now: it is needed only after the k loop, which is long
             // enough to hide a miss to L3. Prefetches never fault, so no bounds matter.
             for i in 0..tile.rows {
@@ -60,19 +77,20 @@ macro_rules! two_vector_kernel {
                 _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(2 * L * size_of::<$t>() - 1));
             }
             let mut acc = [[$zero(); 2]; MR];
-            let (mut a, mut b) = (a, b);
+            let b_step = b.step_stride;
+            let (mut a, mut b) = (a.ptr, b.ptr);
             for _ in 0..kc {
-                // SAFETY: the packed B sliver holds `2 * L` values for each of the `kc`
-                // steps, and `b` has advanced by `2 * L` per completed step.
+                // SAFETY: `b` points at the current step of the B sliver, whose `2 * L`
+                // lanes are contiguous and readable (MicroKernel contract).
                 let (b0, b1) = unsafe { ($load(b), $load(b.add(L))) };
                 for (i, row) in acc.iter_mut().enumerate() {
-                    // SAFETY: likewise, the packed A sliver holds `MR` values per step.
-                    let ai = $splat(unsafe { *a.add(i) });
+                    // SAFETY: likewise, lane `i < MR` of the current step of A is readable.
+                    let ai = $splat(unsafe { *a.add(i * a_lane) });
                     row[0] = $fmadd(ai, b0, row[0]);
                     row[1] = $fmadd(ai, b1, row[1]);
                 }
-                a = a.wrapping_add(MR);
-                b = b.wrapping_add(2 * L);
+                a = a.wrapping_add(a_step);
+                b = b.wrapping_add(b_step);
             }
 
             let alpha = $splat(tile.alpha);
