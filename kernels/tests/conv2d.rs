@@ -92,8 +92,14 @@ impl Case {
         let mut y = vec![0.0; s.output_len()];
         let mut y_bound = y.clone();
         reference::conv2d_forward(s, &self.x, &self.w, Some(&self.b), &mut y).unwrap();
-        reference::conv2d_forward(s, &abs(&self.x), &abs(&self.w), Some(&abs(&self.b)), &mut y_bound)
-            .unwrap();
+        reference::conv2d_forward(
+            s,
+            &abs(&self.x),
+            &abs(&self.w),
+            Some(&abs(&self.b)),
+            &mut y_bound,
+        )
+        .unwrap();
         let mut gx = vec![0.0; s.input_len()];
         let mut gx_bound = gx.clone();
         reference::conv2d_backward_input(s, &self.gy, &self.w, &mut gx).unwrap();
@@ -116,22 +122,45 @@ impl Case {
         assert_close(&format!("f64 forward {ctx}"), &out, &y, &y_bound, 1e-12);
         let mut out = vec![f64::NAN; s.input_len()];
         conv2d::conv2d_backward_input_at(level, s, &self.gy, &self.w, &mut out).unwrap();
-        assert_close(&format!("f64 grad input {ctx}"), &out, &gx, &gx_bound, 1e-12);
-        let (mut ow, mut ob) = (vec![f64::NAN; s.weight_len()], vec![f64::NAN; s.out_channels()]);
+        assert_close(
+            &format!("f64 grad input {ctx}"),
+            &out,
+            &gx,
+            &gx_bound,
+            1e-12,
+        );
+        let (mut ow, mut ob) = (
+            vec![f64::NAN; s.weight_len()],
+            vec![f64::NAN; s.out_channels()],
+        );
         conv2d::conv2d_backward_weight_at(level, s, &self.x, &self.gy, &mut ow, Some(&mut ob))
             .unwrap();
-        assert_close(&format!("f64 grad weight {ctx}"), &ow, &gw, &gw_bound, 1e-12);
+        assert_close(
+            &format!("f64 grad weight {ctx}"),
+            &ow,
+            &gw,
+            &gw_bound,
+            1e-12,
+        );
         assert_close(&format!("f64 grad bias {ctx}"), &ob, &gb, &gb_bound, 1e-12);
 
         // f32: the fast path.
-        let (x, w, b, gy) = (to_f32(&self.x), to_f32(&self.w), to_f32(&self.b), to_f32(&self.gy));
+        let (x, w, b, gy) = (
+            to_f32(&self.x),
+            to_f32(&self.w),
+            to_f32(&self.b),
+            to_f32(&self.gy),
+        );
         let mut out = vec![f32::NAN; s.output_len()];
         conv2d::conv2d_forward_at(level, s, &x, &w, Some(&b), &mut out).unwrap();
         assert_close(&format!("f32 forward {ctx}"), &out, &y, &y_bound, 2e-5);
         let mut out = vec![f32::NAN; s.input_len()];
         conv2d::conv2d_backward_input_at(level, s, &gy, &w, &mut out).unwrap();
         assert_close(&format!("f32 grad input {ctx}"), &out, &gx, &gx_bound, 2e-5);
-        let (mut ow, mut ob) = (vec![f32::NAN; s.weight_len()], vec![f32::NAN; s.out_channels()]);
+        let (mut ow, mut ob) = (
+            vec![f32::NAN; s.weight_len()],
+            vec![f32::NAN; s.out_channels()],
+        );
         conv2d::conv2d_backward_weight_at(level, s, &x, &gy, &mut ow, Some(&mut ob)).unwrap();
         assert_close(&format!("f32 grad weight {ctx}"), &ow, &gw, &gw_bound, 1e-4);
         assert_close(&format!("f32 grad bias {ctx}"), &ob, &gb, &gb_bound, 1e-4);
@@ -141,10 +170,22 @@ impl Case {
         reference::conv2d_forward(s, &self.x, &self.w, None, &mut y_nb).unwrap();
         let mut out = vec![f32::NAN; s.output_len()];
         conv2d::conv2d_forward_at(level, s, &x, &w, None, &mut out).unwrap();
-        assert_close(&format!("f32 forward without bias {ctx}"), &out, &y_nb, &y_bound, 2e-5);
+        assert_close(
+            &format!("f32 forward without bias {ctx}"),
+            &out,
+            &y_nb,
+            &y_bound,
+            2e-5,
+        );
         let mut ow = vec![f32::NAN; s.weight_len()];
         conv2d::conv2d_backward_weight_at(level, s, &x, &gy, &mut ow, None).unwrap();
-        assert_close(&format!("f32 grad weight without bias {ctx}"), &ow, &gw, &gw_bound, 1e-4);
+        assert_close(
+            &format!("f32 grad weight without bias {ctx}"),
+            &ow,
+            &gw,
+            &gw_bound,
+            1e-4,
+        );
     }
 }
 
@@ -195,7 +236,13 @@ fn random_awkward_shapes_match_reference_at_every_level() {
 #[test]
 fn lesson_cnn_layers_match_reference() {
     // The five convs of the lesson CNN (stride 2, padding k/2) at a small batch.
-    let layers = [(1, 8, 5, 28), (8, 16, 3, 14), (16, 32, 3, 7), (32, 64, 3, 4), (64, 10, 3, 2)];
+    let layers = [
+        (1, 8, 5, 28),
+        (8, 16, 3, 14),
+        (16, 32, 3, 7),
+        (32, 64, 3, 4),
+        (64, 10, 3, 2),
+    ];
     let mut rng = Rng(11);
     for (cin, cout, k, hw) in layers {
         let params = Conv2dParams {
@@ -222,19 +269,17 @@ fn results_do_not_depend_on_the_thread_count() {
     let shape = Conv2dShape::new([37, 3, 6, 5], [4, 3, 3, 3], params).unwrap();
     let case = Case::new(shape, &mut Rng(3));
     for threads in [1, 3] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| case.check(SimdLevel::detected()));
     }
 }
 
 /// Central differences of the reference forward, `d/dv sum(y * r)`, for every element
 /// of `v` (x, w or b as chosen by `set`).
-fn numeric_grad(
-    shape: &Conv2dShape,
-    case: &Case,
-    which: usize,
-    len: usize,
-) -> Vec<f64> {
+fn numeric_grad(shape: &Conv2dShape, case: &Case, which: usize, len: usize) -> Vec<f64> {
     let h = 1e-6;
     let loss = |x: &[f64], w: &[f64], b: &[f64]| {
         let mut y = vec![0.0; shape.output_len()];
@@ -269,9 +314,19 @@ fn backward_matches_finite_differences_of_reference_forward() {
         for level in SimdLevel::available() {
             let mut gx = vec![0.0; shape.input_len()];
             conv2d::conv2d_backward_input_at(level, &shape, &case.gy, &case.w, &mut gx).unwrap();
-            let (mut gw, mut gb) = (vec![0.0; shape.weight_len()], vec![0.0; shape.out_channels()]);
-            conv2d::conv2d_backward_weight_at(level, &shape, &case.x, &case.gy, &mut gw, Some(&mut gb))
-                .unwrap();
+            let (mut gw, mut gb) = (
+                vec![0.0; shape.weight_len()],
+                vec![0.0; shape.out_channels()],
+            );
+            conv2d::conv2d_backward_weight_at(
+                level,
+                &shape,
+                &case.x,
+                &case.gy,
+                &mut gw,
+                Some(&mut gb),
+            )
+            .unwrap();
             for (what, got, want) in [("x", &gx, &num_x), ("w", &gw, &num_w), ("b", &gb, &num_b)] {
                 for (g, n) in got.iter().zip(want.iter()) {
                     assert!(
@@ -282,7 +337,10 @@ fn backward_matches_finite_differences_of_reference_forward() {
             }
         }
     }
-    assert!(checked >= 8, "only {checked} shapes were small enough to difference");
+    assert!(
+        checked >= 8,
+        "only {checked} shapes were small enough to difference"
+    );
 }
 
 #[test]
@@ -299,31 +357,61 @@ fn empty_batch_is_a_no_op_with_zero_weight_gradient() {
 
 fn shape_err(input: [usize; 4], weight: [usize; 4], params: Conv2dParams) -> String {
     let err = Conv2dShape::new(input, weight, params).unwrap_err();
-    assert!(matches!(err, KernelError::InvalidArgument { op: "conv2d", .. }), "{err:?}");
+    assert!(
+        matches!(err, KernelError::InvalidArgument { op: "conv2d", .. }),
+        "{err:?}"
+    );
     err.to_string()
 }
 
 #[test]
 fn invalid_shapes_are_rejected_with_the_values() {
     let p = Conv2dParams::default();
-    let msg = shape_err([1, 1, 2, 2], [1, 1, 5, 5], Conv2dParams { padding: (1, 1), ..p });
+    let msg = shape_err(
+        [1, 1, 2, 2],
+        [1, 1, 5, 5],
+        Conv2dParams {
+            padding: (1, 1),
+            ..p
+        },
+    );
     assert!(msg.contains("larger than the padded input 4"), "{msg}");
     assert!(msg.contains("5x5"), "{msg}");
 
-    let msg = shape_err([1, 1, 5, 5], [1, 1, 3, 3], Conv2dParams { dilation: (3, 1), ..p });
+    let msg = shape_err(
+        [1, 1, 5, 5],
+        [1, 1, 3, 3],
+        Conv2dParams {
+            dilation: (3, 1),
+            ..p
+        },
+    );
     assert!(msg.contains("spans 7 along the height"), "{msg}");
 
     let msg = shape_err([1, 6, 5, 5], [4, 2, 3, 3], Conv2dParams { groups: 4, ..p });
-    assert!(msg.contains("groups 4 must divide both input channels 6 and output channels 4"), "{msg}");
+    assert!(
+        msg.contains("groups 4 must divide both input channels 6 and output channels 4"),
+        "{msg}"
+    );
 
     let msg = shape_err([1, 6, 5, 5], [4, 6, 3, 3], Conv2dParams { groups: 2, ..p });
-    assert!(msg.contains("6 input channels per group") && msg.contains("needs 3"), "{msg}");
+    assert!(
+        msg.contains("6 input channels per group") && msg.contains("needs 3"),
+        "{msg}"
+    );
 
     let msg = shape_err([1, 0, 5, 5], [4, 0, 3, 3], p);
     assert!(msg.contains("zero channel or spatial size"), "{msg}");
     let msg = shape_err([1, 1, 5, 5], [4, 1, 0, 3], p);
     assert!(msg.contains("has a zero size"), "{msg}");
-    let msg = shape_err([1, 1, 5, 5], [4, 1, 3, 3], Conv2dParams { stride: (0, 1), ..p });
+    let msg = shape_err(
+        [1, 1, 5, 5],
+        [4, 1, 3, 3],
+        Conv2dParams {
+            stride: (0, 1),
+            ..p
+        },
+    );
     assert!(msg.contains("stride (0, 1)"), "{msg}");
     let msg = shape_err([1, 1, 5, 5], [4, 1, 3, 3], Conv2dParams { groups: 0, ..p });
     assert!(msg.contains("groups 0"), "{msg}");
@@ -334,30 +422,63 @@ fn invalid_shapes_are_rejected_with_the_values() {
 #[test]
 fn wrong_slice_lengths_are_rejected() {
     let shape = Conv2dShape::new([2, 3, 5, 5], [4, 3, 3, 3], Conv2dParams::default()).unwrap();
-    let (x, w, b) = (vec![0.0f32; shape.input_len()], vec![0.0f32; shape.weight_len()], [0.0f32; 4]);
+    let (x, w, b) = (
+        vec![0.0f32; shape.input_len()],
+        vec![0.0f32; shape.weight_len()],
+        [0.0f32; 4],
+    );
     let mut y = vec![0.0f32; shape.output_len()];
 
     let err = conv2d::conv2d_forward(&shape, &x[1..], &w, None, &mut y).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, KernelError::SizeMismatch { op: "conv2d_forward", .. }));
-    assert!(msg.contains("input has 149 elements but input (N, C_in, H, W) needs 150"), "{msg}");
+    assert!(matches!(
+        err,
+        KernelError::SizeMismatch {
+            op: "conv2d_forward",
+            ..
+        }
+    ));
+    assert!(
+        msg.contains("input has 149 elements but input (N, C_in, H, W) needs 150"),
+        "{msg}"
+    );
 
-    let msg = conv2d::conv2d_forward(&shape, &x, &w, Some(&b[..3]), &mut y).unwrap_err().to_string();
-    assert!(msg.contains("bias has 3 elements but bias (C_out) needs 4"), "{msg}");
-    let msg = conv2d::conv2d_forward(&shape, &x, &w[..5], None, &mut y).unwrap_err().to_string();
+    let msg = conv2d::conv2d_forward(&shape, &x, &w, Some(&b[..3]), &mut y)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("bias has 3 elements but bias (C_out) needs 4"),
+        "{msg}"
+    );
+    let msg = conv2d::conv2d_forward(&shape, &x, &w[..5], None, &mut y)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("weight has 5 elements"), "{msg}");
-    let msg = conv2d::conv2d_forward(&shape, &x, &w, None, &mut y[..1]).unwrap_err().to_string();
-    assert!(msg.contains("output has 1 elements but output (N, C_out, H_out, W_out) needs 72"), "{msg}");
+    let msg = conv2d::conv2d_forward(&shape, &x, &w, None, &mut y[..1])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("output has 1 elements but output (N, C_out, H_out, W_out) needs 72"),
+        "{msg}"
+    );
 
     let mut gx = vec![0.0f32; shape.input_len() + 1];
-    let msg = conv2d::conv2d_backward_input(&shape, &y, &w, &mut gx).unwrap_err().to_string();
-    assert!(msg.starts_with("conv2d_backward_input: size mismatch: grad_input has 151"), "{msg}");
+    let msg = conv2d::conv2d_backward_input(&shape, &y, &w, &mut gx)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("conv2d_backward_input: size mismatch: grad_input has 151"),
+        "{msg}"
+    );
 
     let (mut gw, mut gb) = (vec![0.0f32; shape.weight_len()], [0.0f32; 5]);
     let msg = conv2d::conv2d_backward_weight(&shape, &x, &y, &mut gw, Some(&mut gb))
         .unwrap_err()
         .to_string();
-    assert!(msg.starts_with("conv2d_backward_weight: size mismatch: grad_bias has 5"), "{msg}");
+    assert!(
+        msg.starts_with("conv2d_backward_weight: size mismatch: grad_bias has 5"),
+        "{msg}"
+    );
     let msg = conv2d::conv2d_backward_weight(&shape, &x, &y[2..], &mut gw, None)
         .unwrap_err()
         .to_string();

@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::im2col::{col2im_add, gather_group, im2col};
-use super::{images_per_chunk, with_scratch, ConvScalar, Conv2dShape};
+use super::{images_per_chunk, with_scratch, Conv2dShape, ConvScalar};
 use crate::cpu::dispatch::{self, SimdLevel};
 use crate::cpu::gemm::{MatMut, MatRef};
 use crate::error::Result;
@@ -136,7 +136,7 @@ pub fn conv2d_backward_weight_at<T: ConvScalar>(
     input: &[T],
     grad_out: &[T],
     grad_weight: &mut [T],
-    mut grad_bias: Option<&mut [T]>,
+    grad_bias: Option<&mut [T]>,
 ) -> Result<()> {
     const OP: &str = "conv2d_backward_weight";
     shape.check_input(OP, "input", input.len())?;
@@ -214,7 +214,7 @@ pub fn conv2d_backward_weight_at<T: ConvScalar>(
             });
     };
     sum_into(grad_weight, 0);
-    if let Some(gb) = grad_bias.as_deref_mut() {
+    if let Some(gb) = grad_bias {
         sum_into(gb, wlen);
     }
     Ok(())

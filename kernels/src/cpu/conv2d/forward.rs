@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::im2col::{im2col, scatter_group};
-use super::{images_per_chunk, with_scratch, ConvScalar, Conv2dShape};
+use super::{images_per_chunk, with_scratch, Conv2dShape, ConvScalar};
 use crate::cpu::dispatch::{self, SimdLevel};
 use crate::cpu::gemm::{MatMut, MatRef};
 use crate::error::Result;
@@ -76,14 +76,28 @@ pub fn conv2d_forward_at<T: ConvScalar>(
                     if nb == 1 {
                         // One image: the group's output block is already `C_out/g x P`.
                         let dst = &mut out[g * opg * plane..][..opg * plane];
-                        T::gemm_at(level, T::ONE, w, cols, T::ZERO, MatMut::row_major(dst, opg, plane)?)?;
+                        T::gemm_at(
+                            level,
+                            T::ONE,
+                            w,
+                            cols,
+                            T::ZERO,
+                            MatMut::row_major(dst, opg, plane)?,
+                        )?;
                         if let Some(bias) = bias {
                             for (row, &b) in dst.chunks_exact_mut(plane).zip(&bias[g * opg..]) {
                                 row.iter_mut().for_each(|v| *v += b);
                             }
                         }
                     } else {
-                        T::gemm_at(level, T::ONE, w, cols, T::ZERO, MatMut::row_major(tmp, opg, bp)?)?;
+                        T::gemm_at(
+                            level,
+                            T::ONE,
+                            w,
+                            cols,
+                            T::ZERO,
+                            MatMut::row_major(tmp, opg, bp)?,
+                        )?;
                         scatter_group(&s, tmp, nb, g, bias, out);
                     }
                 }

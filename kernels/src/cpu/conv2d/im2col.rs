@@ -6,7 +6,7 @@
 //! input pixel tap `(i, j)` of output position `(oh, ow)` of image `b` reads, or 0 where
 //! that tap falls on padding.
 
-use super::{ConvScalar, Conv2dShape};
+use super::{Conv2dShape, ConvScalar};
 
 /// Output positions `o` in `[lo, hi)` whose tap lands inside the input:
 /// `0 <= o * stride + offset - pad < size`, where `offset` is the tap's dilated position.
@@ -246,7 +246,10 @@ mod tests {
                             })
                             .collect();
                         let got: Vec<usize> = (lo..hi).collect();
-                        assert_eq!(got, brute, "size {size} pad {pad} stride {stride} offset {offset}");
+                        assert_eq!(
+                            got, brute,
+                            "size {size} pad {pad} stride {stride} offset {offset}"
+                        );
                     }
                 }
             }

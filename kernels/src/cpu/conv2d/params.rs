@@ -111,7 +111,7 @@ impl Conv2dShape {
                 "stride {stride:?}, dilation {dilation:?} and groups {groups} must all be at least 1"
             )));
         }
-        if in_channels % groups != 0 || out_channels % groups != 0 {
+        if !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
             return Err(invalid(format!(
                 "groups {groups} must divide both input channels {in_channels} and output channels {out_channels}"
             )));
@@ -134,9 +134,20 @@ impl Conv2dShape {
                 Ok((padded - span) / s + 1)
             })
         };
-        let overflow = || invalid(format!("input {input:?}, weight {weight:?} and {params:?} overflow usize"));
-        let out_h = out_size("the height", in_h, kernel_h, stride.0, padding.0, dilation.0)
-            .ok_or_else(overflow)??;
+        let overflow = || {
+            invalid(format!(
+                "input {input:?}, weight {weight:?} and {params:?} overflow usize"
+            ))
+        };
+        let out_h = out_size(
+            "the height",
+            in_h,
+            kernel_h,
+            stride.0,
+            padding.0,
+            dilation.0,
+        )
+        .ok_or_else(overflow)??;
         let out_w = out_size("the width", in_w, kernel_w, stride.1, padding.1, dilation.1)
             .ok_or_else(overflow)??;
         let shape = Self {
@@ -158,10 +169,11 @@ impl Conv2dShape {
             shape.output_dims(),
             [shape.col_rows(), out_h, out_w, 1],
         ];
-        if counts
-            .iter()
-            .any(|d| d.iter().try_fold(1usize, |acc, &x| acc.checked_mul(x)).is_none())
-        {
+        if counts.iter().any(|d| {
+            d.iter()
+                .try_fold(1usize, |acc, &x| acc.checked_mul(x))
+                .is_none()
+        }) {
             return Err(overflow());
         }
         Ok(shape)

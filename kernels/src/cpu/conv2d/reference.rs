@@ -43,8 +43,8 @@ fn for_each_tap(s: &Conv2dShape, mut f: impl FnMut(usize, usize, usize)) {
                                 if ih < 0 || iw < 0 || ih >= h as isize || iw >= w as isize {
                                     continue;
                                 }
-                                let x_idx = ((b * cin + g * cpg + c) * h + ih as usize) * w
-                                    + iw as usize;
+                                let x_idx =
+                                    ((b * cin + g * cpg + c) * h + ih as usize) * w + iw as usize;
                                 let w_idx = ((o * cpg + c) * kh + i) * kw + j;
                                 f(x_idx, w_idx, y_idx);
                             }
@@ -91,7 +91,9 @@ pub fn conv2d_backward_input(
     shape.check_weight(OP, "weight", weight.len())?;
     shape.check_input(OP, "grad_input", grad_input.len())?;
     grad_input.fill(0.0);
-    for_each_tap(shape, |xi, wi, yi| grad_input[xi] += grad_out[yi] * weight[wi]);
+    for_each_tap(shape, |xi, wi, yi| {
+        grad_input[xi] += grad_out[yi] * weight[wi]
+    });
     Ok(())
 }
 
@@ -116,6 +118,8 @@ pub fn conv2d_backward_weight(
         }
     }
     grad_weight.fill(0.0);
-    for_each_tap(shape, |xi, wi, yi| grad_weight[wi] += input[xi] * grad_out[yi]);
+    for_each_tap(shape, |xi, wi, yi| {
+        grad_weight[wi] += input[xi] * grad_out[yi]
+    });
     Ok(())
 }

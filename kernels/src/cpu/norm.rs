@@ -1,1 +1,0 @@
-//! Batch normalisation and group normalisation forward/backward kernels.
