@@ -268,3 +268,27 @@ proptest! {
         prop_assert_eq!(seen.len(), expected);
     }
 }
+
+#[test]
+fn normalize_in_place_on_fresh_batches_matches_the_out_of_place_path() {
+    use data::loader::Transform;
+    let x = Tensor::from_vec(vec![0.0f32, 0.25, 0.5, 1.0], [2, 2], &Device::Cpu).unwrap();
+    let y = Tensor::from_vec(vec![0u32, 1], [2], &Device::Cpu).unwrap();
+    let norm = Normalize::new(0.25, 0.5).unwrap();
+    let (out, _) = norm.apply(x.clone(), y.clone()).unwrap();
+    assert_eq!(
+        x.to_vec::<f32>().unwrap(),
+        [0.0, 0.25, 0.5, 1.0],
+        "apply copies"
+    );
+    let expected = [-0.5f32, 0.0, 0.5, 1.5];
+    for (a, b) in out.to_vec::<f32>().unwrap().iter().zip(expected) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    let fresh = Tensor::from_vec(vec![0.0f32, 0.25, 0.5, 1.0], [2, 2], &Device::Cpu).unwrap();
+    let (in_place, _) = norm.apply_to_fresh(fresh, y).unwrap();
+    assert_eq!(
+        in_place.to_vec::<f32>().unwrap(),
+        out.to_vec::<f32>().unwrap()
+    );
+}

@@ -192,7 +192,12 @@ impl DataLoader {
         y_dims[0] = rows.len();
         let mut x = gather_rows(&self.x, rows, self.x_row, x_dims, &self.device)?;
         let mut y = gather_rows(&self.y, rows, self.y_row, y_dims, &self.device)?;
-        for t in &self.transforms {
+        let mut transforms = self.transforms.iter();
+        if let Some(first) = transforms.next() {
+            // The batch tensors were just built from fresh buffers: nothing shares them.
+            (x, y) = first.apply_to_fresh(x, y)?;
+        }
+        for t in transforms {
             (x, y) = t.apply(x, y)?;
         }
         Ok((x, y))

@@ -20,9 +20,17 @@ use crate::error::{DataError, Result};
 /// # Ok::<(), data::DataError>(())
 /// ```
 pub trait Transform: Send + Sync {
-    /// Transforms one batch. The batch tensors are fresh (not shared with the data
-    /// set), and the result replaces them.
+    /// Transforms one batch; the result replaces it.
     fn apply(&self, x: Tensor, y: Tensor) -> Result<(Tensor, Tensor)>;
+
+    /// Like [`apply`](Transform::apply), for a batch the loader has just assembled:
+    /// `x` and `y` share their storage with no other tensor, so an implementation may
+    /// overwrite them in place instead of allocating (what [`Normalize`] does, saving
+    /// a pass over memory per batch). The loader calls this for its first transform
+    /// and [`apply`](Transform::apply) for the rest. The default calls `apply`.
+    fn apply_to_fresh(&self, x: Tensor, y: Tensor) -> Result<(Tensor, Tensor)> {
+        self.apply(x, y)
+    }
 }
 
 impl<F> Transform for F
@@ -118,14 +126,32 @@ impl Normalize {
 
     /// `(x - mean) / std`, elementwise, as a new tensor on `x`'s device.
     pub fn normalize(&self, x: &Tensor) -> Result<Tensor> {
+        let (mul, add) = self.affine_coefficients();
+        Ok(x.affine(mul, add)?)
+    }
+
+    /// `(1 / std, -mean / std)`: normalising is the affine map `x * mul + add`.
+    fn affine_coefficients(&self) -> (f64, f64) {
         let inv = 1.0 / f64::from(self.std);
-        Ok(x.affine(inv, -f64::from(self.mean) * inv)?)
+        (inv, -f64::from(self.mean) * inv)
     }
 }
 
 impl Transform for Normalize {
     fn apply(&self, x: Tensor, y: Tensor) -> Result<(Tensor, Tensor)> {
         Ok((self.normalize(&x)?, y))
+    }
+
+    /// Normalises a contiguous `f32` CPU batch in place (one pass, no allocation);
+    /// anything else goes through [`Normalize::normalize`].
+    fn apply_to_fresh(&self, x: Tensor, y: Tensor) -> Result<(Tensor, Tensor)> {
+        if x.dtype() != DType::F32 || !x.device().is_cpu() || !x.is_contiguous() {
+            return self.apply(x, y);
+        }
+        let (mul, add) = self.affine_coefficients();
+        let (mul, add) = (mul as f32, add as f32);
+        x.with_slice_mut(|v: &mut [f32]| v.iter_mut().for_each(|e| *e = *e * mul + add))?;
+        Ok((x, y))
     }
 }
 
