@@ -2,8 +2,8 @@
 //!
 //! Every variant that comes from a file names that file, and says what was wrong in
 //! terms a user can act on, e.g.
-//! `/data/train-images-idx3-ubyte.gz: payload is 1000 bytes short (header promises
-//! 47040000 bytes, found 47039000)`. Library code never panics on user input: bad
+//! `/data/train-images-idx3-ubyte.gz: payload too short: the header promises 47040000
+//! bytes, found 47039000 (1000 missing)`. Library code never panics on user input: bad
 //! files, bad word lists and bad arguments come back as one of these.
 
 use std::io;
@@ -92,7 +92,7 @@ pub enum DataError {
     },
     /// The IDX payload is shorter than the header promises.
     #[error(
-        "{}: payload is {} bytes short (header promises {expected} bytes, found {found})",
+        "{}: payload too short: the header promises {expected} bytes, found {found} ({} missing)",
         path.display(),
         expected - found
     )]
@@ -106,7 +106,7 @@ pub enum DataError {
     },
     /// Bytes follow the IDX payload that the header does not account for.
     #[error(
-        "{}: {} bytes of trailing data after the payload (header promises {expected} bytes, found {found})",
+        "{}: trailing data after the payload: the header promises {expected} bytes, found {found} ({} extra)",
         path.display(),
         found - expected
     )]

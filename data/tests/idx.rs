@@ -191,7 +191,7 @@ fn short_payload_raw_and_gzip() {
             ),
             "{name}: {err}"
         );
-        assert!(err.to_string().contains("5 bytes short"), "{err}");
+        assert!(err.to_string().contains("found 19 (5 missing)"), "{err}");
     }
 }
 
@@ -214,10 +214,7 @@ fn trailing_garbage_after_the_payload_raw_and_gzip() {
             ),
             "{name}: {err}"
         );
-        assert!(
-            err.to_string().contains("3 bytes of trailing data"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("found 27 (3 extra)"), "{err}");
     }
 }
 

@@ -92,7 +92,7 @@ fn split_files(dir: &Path, split: Split) -> std::result::Result<(PathBuf, PathBu
         } else if raw.is_file() {
             Ok(raw)
         } else {
-            Err(format!("{stem}.gz (or {stem})"))
+            Err(format!("{stem}[.gz]"))
         }
     };
     match (find(split.images_file()), find(split.labels_file())) {
