@@ -31,7 +31,8 @@ pub fn per_class(split: Split) -> usize {
     }
 }
 
-/// Name used in error messages for an embedded file (it has no path on disk).
+/// `(name, bytes)` of an embedded subset file: the bytes compiled into the binary, and
+/// `<embedded>/file` to stand for its path in error messages (it has none on disk).
 macro_rules! embedded {
     ($file:literal) => {
         (
