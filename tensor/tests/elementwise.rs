@@ -1,0 +1,184 @@
+//! Broadcasting binary ops, comparisons, `where_cond` and unary ops against the naive
+//! reference, on non-contiguous inputs.
+
+mod common;
+
+use common::{assert_close, broadcast_dims, strided_tensor, Nd};
+use proptest::prelude::*;
+use tensor::{DType, Device, Tensor};
+
+/// An output shape and two operand shapes that broadcast to it: each operand drops
+/// some leading dims and turns some dims into 1.
+fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    prop::collection::vec(1..5usize, 0..5).prop_flat_map(|out| {
+        let r = out.len();
+        let operand = |out: Vec<usize>| {
+            (0..=r, prop::collection::vec(any::<bool>(), r)).prop_map(move |(drop, ones)| {
+                out.iter()
+                    .zip(&ones)
+                    .skip(drop)
+                    .map(|(&d, &one)| if one { 1 } else { d })
+                    .collect::<Vec<usize>>()
+            })
+        };
+        (operand(out.clone()), operand(out))
+    })
+}
+
+fn values(dims: &[usize], seed: u64) -> Nd {
+    // Deterministic values in [0.5, 2.5), distinct enough for comparisons to differ.
+    Nd::from_fn(dims, |i| {
+        let h = i
+            .iter()
+            .fold(seed.wrapping_mul(6364136223846793005), |h, &x| {
+                h.wrapping_mul(31).wrapping_add(x as u64 + 1)
+            });
+        0.5 + (h % 8) as f64 / 4.0
+    })
+}
+
+/// The reference result of `f` under NumPy broadcasting.
+fn naive_binary(a: &Nd, b: &Nd, f: impl Fn(f64, f64) -> f64) -> Nd {
+    let dims = broadcast_dims(&a.dims, &b.dims).unwrap();
+    let (ea, eb) = (a.expand(&dims), b.expand(&dims));
+    Nd::new(
+        &dims,
+        ea.data
+            .iter()
+            .zip(&eb.data)
+            .map(|(&x, &y)| f(x, y))
+            .collect(),
+    )
+}
+
+type BinOp = (
+    &'static str,
+    fn(&Tensor, &Tensor) -> tensor::Result<Tensor>,
+    fn(f64, f64) -> f64,
+);
+
+const BINARY: [BinOp; 13] = [
+    ("add", Tensor::add, |x, y| x + y),
+    ("sub", Tensor::sub, |x, y| x - y),
+    ("mul", Tensor::mul, |x, y| x * y),
+    ("div", Tensor::div, |x, y| x / y),
+    ("pow", Tensor::pow, f64::powf),
+    ("maximum", Tensor::maximum, f64::max),
+    ("minimum", Tensor::minimum, f64::min),
+    ("eq", Tensor::eq, |x, y| (x == y) as u8 as f64),
+    ("ne", Tensor::ne, |x, y| (x != y) as u8 as f64),
+    ("lt", Tensor::lt, |x, y| (x < y) as u8 as f64),
+    ("le", Tensor::le, |x, y| (x <= y) as u8 as f64),
+    ("gt", Tensor::gt, |x, y| (x > y) as u8 as f64),
+    ("ge", Tensor::ge, |x, y| (x >= y) as u8 as f64),
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn binary_ops_broadcast_like_numpy(
+        (da, db) in broadcast_pair(),
+        seed in any::<u64>(),
+        mode_a in 0..3u8,
+        mode_b in 0..3u8,
+        swap in any::<bool>(),
+    ) {
+        let (da, db) = if swap { (db, da) } else { (da, db) };
+        let (a, b) = (values(&da, seed), values(&db, seed ^ 0x5555));
+        for dtype in [DType::F64, DType::F32] {
+            let ta = strided_tensor(&a, dtype, mode_a);
+            let tb = strided_tensor(&b, dtype, mode_b);
+            for (name, op, f) in BINARY {
+                let got = op(&ta, &tb).unwrap();
+                let want = naive_binary(&a, &b, f);
+                prop_assert_eq!(got.dims(), want.dims.as_slice());
+                prop_assert_eq!(got.dtype(), dtype);
+                let rtol = if dtype == DType::F64 { 0.0 } else { 1e-6 };
+                assert_close(&got.to_vec_f64().unwrap(), &want.data, rtol, name);
+            }
+        }
+    }
+
+    #[test]
+    fn comparisons_on_u32(
+        (da, db) in broadcast_pair(),
+        seed in any::<u64>(),
+        mode in 0..3u8,
+    ) {
+        let (a, b) = (values(&da, seed), values(&db, seed ^ 7));
+        let ta = strided_tensor(&a, DType::U32, mode);
+        let tb = strided_tensor(&b, DType::U32, mode);
+        let trunc = |n: &Nd| n.map(|v| v.trunc());
+        for (name, op, f) in &BINARY[7..] {
+            let got = op(&ta, &tb).unwrap();
+            let want = naive_binary(&trunc(&a), &trunc(&b), f);
+            prop_assert_eq!(got.dtype(), DType::U32);
+            prop_assert_eq!(got.to_vec_f64().unwrap(), want.data, "{}", name);
+        }
+    }
+
+    #[test]
+    fn where_cond_broadcasts_three_ways(
+        (dm, dt) in broadcast_pair(),
+        seed in any::<u64>(),
+        mode in 0..3u8,
+    ) {
+        let mask = values(&dm, seed).map(|v| if v > 1.4 { 1.0 } else { 0.0 });
+        let on_true = values(&dt, seed ^ 3);
+        let on_false = Nd::new(&[], vec![-1.0]);
+        let got = strided_tensor(&mask, DType::U32, mode)
+            .where_cond(&strided_tensor(&on_true, DType::F32, mode), &on_false.to_tensor(DType::F32))
+            .unwrap();
+        let picked = naive_binary(&mask, &on_true, |m, t| if m != 0.0 { t } else { -1.0 });
+        prop_assert_eq!(got.to_vec_f64().unwrap(), picked.data);
+    }
+
+    #[test]
+    fn unary_ops_on_views(dims in prop::collection::vec(1..5usize, 0..4), seed in any::<u64>(), mode in 0..3u8) {
+        let a = values(&dims, seed).map(|v| v - 1.3);
+        let t = strided_tensor(&a, DType::F64, mode);
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let cases: Vec<(&str, Tensor, Nd)> = vec![
+            ("neg", t.neg().unwrap(), a.map(|x| -x)),
+            ("exp", t.exp().unwrap(), a.map(f64::exp)),
+            ("log", t.abs().unwrap().log().unwrap(), a.map(|x| x.abs().ln())),
+            ("sqrt", t.abs().unwrap().sqrt().unwrap(), a.map(|x| x.abs().sqrt())),
+            ("tanh", t.tanh().unwrap(), a.map(f64::tanh)),
+            ("sigmoid", t.sigmoid().unwrap(), a.map(sigmoid)),
+            ("relu", t.relu().unwrap(), a.map(|x| x.max(0.0))),
+            ("square", t.square().unwrap(), a.map(|x| x * x)),
+            ("recip", t.recip().unwrap(), a.map(f64::recip)),
+            ("sign", t.sign().unwrap(), a.map(|x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 })),
+            ("leaky_relu", t.leaky_relu(0.01).unwrap(), a.map(|x| if x > 0.0 { x } else { 0.01 * x })),
+            ("affine", t.affine(2.0, -1.0).unwrap(), a.map(|x| 2.0 * x - 1.0)),
+            ("add_scalar", t.add_scalar(0.5).unwrap(), a.map(|x| x + 0.5)),
+            ("mul_scalar", t.mul_scalar(-3.0).unwrap(), a.map(|x| -3.0 * x)),
+            ("powf", t.abs().unwrap().powf(1.5).unwrap(), a.map(|x| x.abs().powf(1.5))),
+            ("clamp", t.clamp(-0.5, 0.5).unwrap(), a.map(|x| x.clamp(-0.5, 0.5))),
+        ];
+        for (name, got, want) in cases {
+            prop_assert_eq!(got.dims(), want.dims.as_slice());
+            assert_close(&got.to_vec::<f64>().unwrap(), &want.data, 1e-15, name);
+        }
+    }
+}
+
+#[test]
+fn nan_propagates_through_maximum_and_clamp() {
+    let dev = Device::Cpu;
+    let a = Tensor::from_vec(vec![1.0f32, f32::NAN], [2], &dev).unwrap();
+    let b = Tensor::from_vec(vec![f32::NAN, 0.0], [2], &dev).unwrap();
+    let m = a.maximum(&b).unwrap().to_vec::<f32>().unwrap();
+    assert!(m[0].is_nan() && m[1].is_nan());
+    assert!(a.clamp(0.0, 0.5).unwrap().to_vec::<f32>().unwrap()[1].is_nan());
+}
+
+#[test]
+fn sigmoid_saturates_without_nan() {
+    let t = Tensor::from_vec(vec![-1000.0f32, 1000.0], [2], &Device::Cpu).unwrap();
+    assert_eq!(
+        t.sigmoid().unwrap().to_vec::<f32>().unwrap(),
+        vec![0.0, 1.0]
+    );
+}
