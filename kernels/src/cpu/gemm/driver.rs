@@ -3,18 +3,28 @@
 //! ```text
 //! for jc in 0..n step NC             B block: KC x NC, packed once per (jc, pc)
 //!   for pc in 0..k step KC
-//!     pack B[pc.., jc..]             -> panels of NR columns
+//!     pack B[pc.., jc..]             -> slivers of NR columns
 //!     for ic in 0..m step MC         A block: MC x KC, packed once per (jc, pc, ic), in L2
-//!       pack A[ic.., pc..]           -> panels of MR rows
+//!       pack A[ic.., pc..]           -> slivers of MR rows
 //!       for jr in 0..NC step NR      B sliver KC x NR stays in L1 ...
 //!         for ir in 0..MC step MR    ... while the A slivers stream through it
 //!           micro-kernel             MR x NR tile of C in registers
 //! ```
 //!
-//! Threads get independent sub-problems: disjoint blocks of rows or columns of C, or,
-//! when C is small and k is long, disjoint ranges of k whose partial products are summed
-//! in a fixed order afterwards. Each element of C is therefore always computed by the
-//! same sequence of operations for a given thread count: results are reproducible.
+//! Small problems skip packing an operand whose slivers would be reused only a few
+//! times (see [`DIRECT_A_MAX_N`], [`DIRECT_B_MAX_M`]): the micro-kernel then reads it in
+//! place, and only a trailing partial sliver is packed (zero-padded).
+//!
+//! Threads (only for problems of at least [`MIN_WORK_PER_THREAD`] multiply-adds per
+//! thread):
+//! - enough rows: the `ic` loop runs on rayon; all threads pack each B block together
+//!   and share it, each packing its own A blocks;
+//! - few rows, many columns: independent problems on disjoint column ranges of C;
+//! - a long reduction into a small C: disjoint ranges of k whose partial products are
+//!   summed in a fixed order afterwards.
+//!
+//! In every case an element of C is computed by the same sequence of operations on
+//! every run with the same thread count, so results are reproducible.
 
 use super::element::Element;
 use super::kernel::{MicroKernel, Sliver, Tile};
@@ -294,7 +304,16 @@ unsafe fn blocked<K: MicroKernel>(p: Problem<K::T>, threads: usize) {
                         .for_each(|(q, dst)| {
                             let rows = nr.min(nc - q * nr);
                             // SAFETY: sliver q of B[pc..pc + kc, jc..jc + nc] is in range.
-                            unsafe { pack(b_view.at(q * nr, 0), rows, kc, nr, dst) };
+                            unsafe {
+                                pack(
+                                    b_view.at(q * nr, 0),
+                                    rows,
+                                    kc,
+                                    nr,
+                                    dst,
+                                    K::pack_contiguous_lanes,
+                                )
+                            };
                         });
                 }
                 // SAFETY: B[pc..pc + kc, jc..jc + nc] is in range (and already packed
@@ -303,7 +322,7 @@ unsafe fn blocked<K: MicroKernel>(p: Problem<K::T>, threads: usize) {
                     if parallel {
                         Panels::prepacked(b_view, nc, kc, nr, b_pack)
                     } else {
-                        Panels::new(b_view, nc, kc, nr, direct_b, b_pack)
+                        Panels::new::<K>(b_view, nc, kc, nr, direct_b, b_pack)
                     }
                 };
                 let beta = if pc == 0 { p.beta } else { K::T::ONE };
@@ -317,7 +336,7 @@ unsafe fn blocked<K: MicroKernel>(p: Problem<K::T>, threads: usize) {
                         // CPU contract is the caller's.
                         unsafe {
                             let a_panels =
-                                Panels::new(p.a.at(ic, pc), mc, kc, mr, direct_a, a_pack);
+                                Panels::new::<K>(p.a.at(ic, pc), mc, kc, mr, direct_a, a_pack);
                             macro_kernel::<K>(&a_panels, &b_panels, p.c.at(ic, jc), p.alpha, beta);
                         }
                     });
@@ -348,9 +367,9 @@ impl<'a, T: Element> Panels<'a, T> {
     /// (full slivers are then read in place).
     ///
     /// # Safety
-    /// Elements `(i, p)`, `i < rows`, `p < kc` of `view` are readable and `buf` holds at
-    /// least `packed_len(rows, kc, w)` elements.
-    unsafe fn new(
+    /// Elements `(i, p)`, `i < rows`, `p < kc` of `view` are readable, `buf` holds at
+    /// least `packed_len(rows, kc, w)` elements, and the CPU supports `K`.
+    unsafe fn new<K: MicroKernel<T = T>>(
         view: RawRef<T>,
         rows: usize,
         kc: usize,
@@ -361,10 +380,19 @@ impl<'a, T: Element> Panels<'a, T> {
         let full = rows / w * w;
         if !direct {
             // SAFETY: forwarded contract.
-            unsafe { pack(view, rows, kc, w, buf) };
+            unsafe { pack(view, rows, kc, w, buf, K::pack_contiguous_lanes) };
         } else if full < rows {
             // SAFETY: the trailing rows are part of the block.
-            unsafe { pack(view.at(full, 0), rows - full, kc, w, buf) };
+            unsafe {
+                pack(
+                    view.at(full, 0),
+                    rows - full,
+                    kc,
+                    w,
+                    buf,
+                    K::pack_contiguous_lanes,
+                )
+            };
         }
         Self {
             view,

@@ -69,7 +69,29 @@ pub(crate) trait MicroKernel {
     ///   for `i < rows`, `j < cols` is a distinct element that this call may read and
     ///   write with no other thread touching it.
     unsafe fn run(kc: usize, a: Sliver<Self::T>, b: Sliver<Self::T>, tile: &Tile<Self::T>);
+
+    /// Packs one full sliver of `w` lanes from a source whose lanes are contiguous runs
+    /// `lane_stride` apart (a row-major A, or a column-major B), a transposing copy that
+    /// plain code does one element at a time. Returns `false` when this kernel has no
+    /// faster way, and the caller packs element by element.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set; elements `src[i * lane_stride + p]`
+    /// for `i < w`, `p < depth` are readable; `dst.len() >= w * depth`.
+    unsafe fn pack_contiguous_lanes(
+        src: *const Self::T,
+        lane_stride: usize,
+        w: usize,
+        depth: usize,
+        dst: &mut [Self::T],
+    ) -> bool {
+        let _ = (src, lane_stride, w, depth, dst);
+        false
+    }
 }
+
+/// [`MicroKernel::pack_contiguous_lanes`] as a function pointer, for the packing code.
+pub(crate) type LanePacker<T> = unsafe fn(*const T, usize, usize, usize, &mut [T]) -> bool;
 
 /// Merges `vals` (row-major with leading dimension `ld`, already multiplied by alpha)
 /// into the valid part of `tile`: `c = vals + beta * c`, or `c = vals` when beta is 0.

@@ -5,6 +5,7 @@
 //! one contiguous, aligned stream. Packing also zero-pads the last panel, so the
 //! micro-kernel never needs a bounds check in its inner loop.
 
+use super::kernel::LanePacker;
 use super::raw::RawRef;
 use super::Element;
 
@@ -20,9 +21,12 @@ pub(crate) fn packed_len(rows: usize, depth: usize, w: usize) -> usize {
 /// `src[q * w .. q * w + w, p]`, rows past `rows` being zero. A is packed with `w = MR`
 /// (rows of A, depth along k); B is packed as its transpose with `w = NR`.
 ///
+/// Full slivers of a source with contiguous lanes (`src.cs == 1`) go through
+/// `lane_packer` (a kernel's SIMD transposing copy) when it accepts them.
+///
 /// # Safety
-/// Every element `(i, p)` with `i < rows`, `p < depth` of `src` is readable, and
-/// `dst.len() >= packed_len(rows, depth, w)`.
+/// Every element `(i, p)` with `i < rows`, `p < depth` of `src` is readable,
+/// `dst.len() >= packed_len(rows, depth, w)`, and `lane_packer` may run on this CPU.
 #[inline(always)] // so `w` is a constant in each kernel's driver and the copies unroll
 pub(crate) unsafe fn pack<T: Element>(
     src: RawRef<T>,
@@ -30,6 +34,7 @@ pub(crate) unsafe fn pack<T: Element>(
     depth: usize,
     w: usize,
     dst: &mut [T],
+    lane_packer: LanePacker<T>,
 ) {
     let panels = dst[..packed_len(rows, depth, w)].chunks_exact_mut(w * depth);
     for (q, panel) in panels.enumerate() {
@@ -48,6 +53,22 @@ pub(crate) unsafe fn pack<T: Element>(
                 } else {
                     out[..h].copy_from_slice(run);
                     out[h..].fill(T::ZERO);
+                }
+            }
+        } else if src.cs == 1
+            && h == w
+            // SAFETY: the sliver's elements are in range (caller's contract), and the
+            // panel holds w * depth elements.
+            && unsafe { lane_packer(base.ptr, src.rs, w, depth, panel) }
+        {
+            // Packed by the kernel's SIMD path.
+        } else if src.cs == 1 && h == w {
+            // Row-contiguous source, full sliver: gather one step from every row at a
+            // time, so the stores stay sequential.
+            for (p, out) in panel.chunks_exact_mut(w).enumerate() {
+                for (i, o) in out.iter_mut().enumerate() {
+                    // SAFETY: (r0 + i, p) is in range (caller's contract).
+                    *o = unsafe { *base.ptr.add(i * src.rs + p) };
                 }
             }
         } else if src.cs == 1 {

@@ -27,7 +27,8 @@ macro_rules! two_vector_kernel {
             splat: $splat:ident,
             fmadd: $fmadd:ident,
             mul: $mul:ident,
-            add: $add:ident $(,)?
+            add: $add:ident,
+            $(lane_packer: $lane_packer:ident,)?
         }
     ) => {
         $(#[$doc])*
@@ -51,6 +52,19 @@ macro_rules! two_vector_kernel {
                     unsafe { kernel::<false>(kc, a, b, tile) }
                 }
             }
+
+            $(
+                unsafe fn pack_contiguous_lanes(
+                    src: *const $t,
+                    lane_stride: usize,
+                    w: usize,
+                    depth: usize,
+                    dst: &mut [$t],
+                ) -> bool {
+                    // SAFETY: forwarded contract of `MicroKernel::pack_contiguous_lanes`.
+                    unsafe { $lane_packer(src, lane_stride, w, depth, dst) }
+                }
+            )?
         }
 
         /// The kernel body; `PACKED_A` hard-codes the packed layout of A so the hot
@@ -149,6 +163,7 @@ mod avx512_f32 {
             fmadd: _mm512_fmadd_ps,
             mul: _mm512_mul_ps,
             add: _mm512_add_ps,
+            lane_packer: gather_lanes_f32,
         }
     }
 }
@@ -214,6 +229,57 @@ mod avx2_f64 {
             add: _mm256_add_pd,
         }
     }
+}
+
+/// Packs `w <= 32` lanes (contiguous runs `lane_stride` apart) for `depth` steps with
+/// AVX-512 gathers: one masked gather and one masked store per 16 lanes and step,
+/// instead of one scalar load and store per element.
+///
+/// # Safety
+/// The CPU supports AVX-512F; `src[i * lane_stride + p]` is readable for `i < w`,
+/// `p < depth`; `dst.len() >= w * depth`.
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_lanes_f32(
+    src: *const f32,
+    lane_stride: usize,
+    w: usize,
+    depth: usize,
+    dst: &mut [f32],
+) -> bool {
+    // Gather offsets are i32: the farthest lane must be addressable that way.
+    let fits = lane_stride
+        .checked_mul(w)
+        .is_some_and(|span| span <= i32::MAX as usize);
+    if w == 0 || w > 32 || !fits || dst.len() < w * depth {
+        return false;
+    }
+    let stride = _mm512_set1_epi32(lane_stride as i32);
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let idx_lo = _mm512_mullo_epi32(lanes, stride);
+    let idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32((16 * lane_stride) as i32));
+    let mask_lo: __mmask16 = if w >= 16 { 0xffff } else { (1u16 << w) - 1 };
+    let mask_hi: __mmask16 = if w > 16 {
+        ((1u32 << (w - 16)) - 1) as u16
+    } else {
+        0
+    };
+    let zero = _mm512_setzero_ps();
+    for p in 0..depth {
+        let base = src.wrapping_add(p);
+        let out = dst[p * w..].as_mut_ptr();
+        // SAFETY: the gathers read lanes `i < w` of step p (masked lanes are not
+        // accessed), which the caller guarantees readable; the masked stores write
+        // `dst[p * w .. p * w + w]`, inside `dst`.
+        unsafe {
+            let v = _mm512_mask_i32gather_ps::<4>(zero, mask_lo, idx_lo, base);
+            _mm512_mask_storeu_ps(out, mask_lo, v);
+            if mask_hi != 0 {
+                let v = _mm512_mask_i32gather_ps::<4>(zero, mask_hi, idx_hi, base);
+                _mm512_mask_storeu_ps(out.add(16), mask_hi, v);
+            }
+        }
+    }
+    true
 }
 
 pub(crate) use avx2_f32::Avx2F32;
