@@ -6,6 +6,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod norm;
 pub mod reduce;
+mod simd;
 pub mod stats;
 
 pub use dispatch::SimdLevel;
