@@ -364,6 +364,17 @@ pub enum Op {
         /// How per-element losses were combined.
         reduction: Reduction,
     },
+    /// 2-d convolution through the kernels crate.
+    Conv2d {
+        /// Input `[N, C_in, H, W]`.
+        input: Var,
+        /// Weight `[C_out, C_in / groups, kH, kW]`.
+        weight: Var,
+        /// Optional bias `[C_out]`.
+        bias: Option<Var>,
+        /// The validated geometry.
+        shape: kernels::cpu::conv2d::Conv2dShape,
+    },
     /// A user-defined op.
     Custom {
         /// Operands.
@@ -416,6 +427,7 @@ impl Op {
             Op::CrossEntropy { .. } => "cross_entropy",
             Op::BceWithLogits { .. } => "binary_cross_entropy_with_logits",
             Op::Mse { .. } => "mse",
+            Op::Conv2d { .. } => "conv2d",
             Op::Custom { rule, .. } => rule.name(),
         }
     }
@@ -423,6 +435,16 @@ impl Op {
     /// The op's inputs, in order.
     pub fn inputs(&self) -> Vec<&Var> {
         match self {
+            Op::Conv2d {
+                input,
+                weight,
+                bias,
+                ..
+            } => {
+                let mut v = vec![input, weight];
+                v.extend(bias.as_ref());
+                v
+            }
             Op::Binary { lhs, rhs, .. } | Op::Matmul { lhs, rhs } => vec![lhs, rhs],
             Op::Where {
                 on_true, on_false, ..
@@ -464,6 +486,16 @@ impl Op {
     /// Consumes the op, returning its inputs (used to free long chains iteratively).
     pub(crate) fn into_inputs(self) -> Vec<Var> {
         match self {
+            Op::Conv2d {
+                input,
+                weight,
+                bias,
+                ..
+            } => {
+                let mut v = vec![input, weight];
+                v.extend(bias);
+                v
+            }
             Op::Binary { lhs, rhs, .. } | Op::Matmul { lhs, rhs } => vec![lhs, rhs],
             Op::Where {
                 on_true, on_false, ..
@@ -778,6 +810,20 @@ impl Op {
                     out.push((target, grad.neg()?));
                 }
                 grad_for!(pred, grad);
+            }
+            Op::Conv2d {
+                input,
+                weight,
+                bias,
+                shape,
+            } => {
+                let (gx, gw, gb) =
+                    crate::ops::conv::conv2d_backward(shape, input, weight, bias.as_ref(), g)?;
+                out.extend(gx.map(|gx| (input, gx)));
+                out.extend(gw.map(|gw| (weight, gw)));
+                if let (Some(b), Some(gb)) = (bias, gb) {
+                    out.push((b, gb));
+                }
             }
             Op::Custom { inputs, rule } => {
                 let grads = rule.backward(inputs, output, g)?;

@@ -1,12 +1,14 @@
 //! Differentiable operations on [`Var`](crate::Var), grouped by kind. Each method
 //! computes its result with the tensor crate and records an [`Op`](crate::op::Op).
 
+pub mod conv;
 pub mod elementwise;
 pub mod index;
 pub mod join;
 pub mod linalg;
 pub mod loss;
 pub mod reduce;
+mod slices;
 pub mod softmax;
 pub mod view;
 

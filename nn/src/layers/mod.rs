@@ -3,16 +3,20 @@
 
 mod activation;
 mod container;
+mod conv;
 mod dropout;
 mod embedding;
 mod linear;
+mod pool;
 mod shape;
 
 pub use activation::{GeneralRelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use container::{Lambda, Sequential};
+pub use conv::{Conv2d, Conv2dOptions};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
+pub use pool::AdaptiveAvgPool2d;
 pub use shape::Flatten;
 
 use crate::error::{config_error, NnError};

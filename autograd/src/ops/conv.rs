@@ -1,0 +1,173 @@
+//! 2-d convolution (NCHW) through the kernels crate's im2col + gemm kernels.
+
+use kernels::cpu::conv2d::{
+    conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dParams, Conv2dShape,
+    ConvScalar,
+};
+use tensor::{DType, Device, Element, Tensor};
+
+use super::slices::{read2, read3};
+use crate::error::{AutogradError, Result};
+use crate::op::Op;
+use crate::var::Var;
+
+fn dims4(op: &'static str, what: &str, t: &Tensor) -> Result<[usize; 4]> {
+    <[usize; 4]>::try_from(t.dims()).map_err(|_| AutogradError::InvalidArgument {
+        op,
+        detail: format!("{what} must have rank 4, got shape {}", t.shape()),
+    })
+}
+
+fn forward<T: ConvScalar + Element>(
+    shape: &Conv2dShape,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> Result<Tensor> {
+    let mut out = vec![<T as Element>::ZERO; shape.output_len()];
+    read3::<T, ()>(x, w, b, |x, w, b| {
+        Ok(conv2d_forward(shape, x, w, b, &mut out)?)
+    })?;
+    Ok(Tensor::from_vec(
+        out,
+        shape.output_dims().to_vec(),
+        &Device::Cpu,
+    )?)
+}
+
+fn backward_input<T: ConvScalar + Element>(
+    shape: &Conv2dShape,
+    g: &Tensor,
+    w: &Tensor,
+) -> Result<Tensor> {
+    let mut gx = vec![<T as Element>::ZERO; shape.input_len()];
+    read2::<T, ()>(g, w, |g, w| {
+        Ok(conv2d_backward_input(shape, g, w, &mut gx)?)
+    })?;
+    Ok(Tensor::from_vec(
+        gx,
+        shape.input_dims().to_vec(),
+        &Device::Cpu,
+    )?)
+}
+
+fn backward_weight<T: ConvScalar + Element>(
+    shape: &Conv2dShape,
+    x: &Tensor,
+    g: &Tensor,
+    with_bias: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let mut gw = vec![<T as Element>::ZERO; shape.weight_len()];
+    let mut gb = if with_bias {
+        Some(vec![<T as Element>::ZERO; shape.out_channels()])
+    } else {
+        None
+    };
+    read2::<T, ()>(x, g, |x, g| {
+        Ok(conv2d_backward_weight(
+            shape,
+            x,
+            g,
+            &mut gw,
+            gb.as_deref_mut(),
+        )?)
+    })?;
+    let gw = Tensor::from_vec(gw, shape.weight_dims().to_vec(), &Device::Cpu)?;
+    let gb = gb
+        .map(|gb| Tensor::from_vec(gb, [shape.out_channels()], &Device::Cpu))
+        .transpose()?;
+    Ok((gw, gb))
+}
+
+/// Conv2d backward: gradients of input, weight and bias (each only if needed).
+pub(crate) fn conv2d_backward(
+    shape: &Conv2dShape,
+    input: &Var,
+    weight: &Var,
+    bias: Option<&Var>,
+    g: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let need_w = weight.requires_grad() || bias.is_some_and(Var::requires_grad);
+    let gx = if input.requires_grad() {
+        Some(match g.dtype() {
+            DType::F32 => backward_input::<f32>(shape, g, weight.tensor())?,
+            _ => backward_input::<f64>(shape, g, weight.tensor())?,
+        })
+    } else {
+        None
+    };
+    let (gw, gb) = if need_w {
+        let with_bias = bias.is_some_and(Var::requires_grad);
+        let (gw, gb) = match g.dtype() {
+            DType::F32 => backward_weight::<f32>(shape, input.tensor(), g, with_bias)?,
+            _ => backward_weight::<f64>(shape, input.tensor(), g, with_bias)?,
+        };
+        (weight.requires_grad().then_some(gw), gb)
+    } else {
+        (None, None)
+    };
+    Ok((gx, gw, gb))
+}
+
+impl Var {
+    /// 2-d convolution of an `[N, C_in, H, W]` input with an `[C_out, C_in / groups,
+    /// kH, kW]` weight and an optional `[C_out]` bias (PyTorch's `conv2d`).
+    ///
+    /// ```
+    /// use autograd::Var;
+    /// use kernels::cpu::conv2d::Conv2dParams;
+    /// use tensor::{DType, Device, Tensor};
+    /// # fn main() -> Result<(), autograd::AutogradError> {
+    /// let x = Var::constant(Tensor::ones([2, 1, 28, 28], DType::F32, &Device::Cpu)?);
+    /// let w = Var::parameter(Tensor::ones([8, 1, 5, 5], DType::F32, &Device::Cpu)?);
+    /// let p = Conv2dParams { stride: (2, 2), padding: (2, 2), ..Conv2dParams::default() };
+    /// let y = x.conv2d(&w, None, p)?;
+    /// assert_eq!(y.dims(), [2, 8, 14, 14]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, params: Conv2dParams) -> Result<Var> {
+        const OP: &str = "conv2d";
+        let (x, w) = (self.tensor(), weight.tensor());
+        if x.dtype() != w.dtype()
+            || bias.is_some_and(|b| b.dtype() != x.dtype())
+            || !x.dtype().is_float()
+        {
+            return Err(AutogradError::InvalidArgument {
+                op: OP,
+                detail: format!(
+                    "input, weight and bias must share one float dtype, got {}, {} and {:?}",
+                    x.dtype(),
+                    w.dtype(),
+                    bias.map(Var::dtype)
+                ),
+            });
+        }
+        let shape = Conv2dShape::new(dims4(OP, "input", x)?, dims4(OP, "weight", w)?, params)?;
+        if let Some(b) = bias {
+            if b.dims() != [shape.out_channels()] {
+                return Err(AutogradError::InvalidArgument {
+                    op: OP,
+                    detail: format!(
+                        "bias must have shape [{}], got {}",
+                        shape.out_channels(),
+                        b.shape()
+                    ),
+                });
+            }
+        }
+        let out = match x.dtype() {
+            DType::F32 => forward::<f32>(&shape, x, w, bias.map(Var::tensor))?,
+            _ => forward::<f64>(&shape, x, w, bias.map(Var::tensor))?,
+        };
+        Ok(Var::from_op(
+            out,
+            Op::Conv2d {
+                input: self.clone(),
+                weight: weight.clone(),
+                bias: bias.cloned(),
+                shape,
+            },
+        ))
+    }
+}
