@@ -82,10 +82,12 @@ impl Tensor {
         let bad = |e: rand_distr::NormalError| {
             TensorError::invalid(OP, format!("invalid mean {mean} / std {std}: {e}"))
         };
-        if !mean.is_finite() {
+        if !mean.is_finite() || !std.is_finite() || std < 0.0 {
             return Err(TensorError::invalid(
                 OP,
-                format!("mean must be finite, got {mean}"),
+                format!(
+                    "mean must be finite and std finite and >= 0, got mean {mean} and std {std}"
+                ),
             ));
         }
         let storage = match dtype {
