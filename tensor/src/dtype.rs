@@ -64,6 +64,9 @@ impl fmt::Display for DType {
 }
 
 pub(crate) mod sealed {
+    use kernels::cpu::elementwise::{self, BinaryOp, UnaryOp};
+    use kernels::cpu::reduce;
+
     use crate::storage::CpuStorage;
 
     /// Crate-private plumbing between a scalar type and its [`CpuStorage`] variant.
@@ -77,6 +80,144 @@ pub(crate) mod sealed {
         /// Wraps a vector of this type as storage.
         fn into_cpu_storage(data: Vec<Self>) -> CpuStorage;
     }
+
+    /// Crate-private bridge from a float element type to the SIMD slice kernels of
+    /// `kernels::cpu` (which are generic over their own sealed `Float` trait). Keeping
+    /// it separate from that trait avoids method-name clashes in generic code, which
+    /// calls these as `T::k_*`.
+    pub trait FloatKernels: Sized {
+        /// `out = op(x)`.
+        fn k_unary(op: UnaryOp, x: &[Self], out: &mut [Self]) -> kernels::Result<()>;
+        /// `out = a op b`.
+        fn k_binary(op: BinaryOp, a: &[Self], b: &[Self], out: &mut [Self]) -> kernels::Result<()>;
+        /// `out = a op s`.
+        fn k_binary_scalar(
+            op: BinaryOp,
+            a: &[Self],
+            s: Self,
+            out: &mut [Self],
+        ) -> kernels::Result<()>;
+        /// `out = s op b`.
+        fn k_scalar_binary(
+            op: BinaryOp,
+            s: Self,
+            b: &[Self],
+            out: &mut [Self],
+        ) -> kernels::Result<()>;
+        /// `a = a op b`.
+        fn k_binary_inplace(op: BinaryOp, a: &mut [Self], b: &[Self]) -> kernels::Result<()>;
+        /// `y += alpha * x`.
+        fn k_axpy(alpha: Self, x: &[Self], y: &mut [Self]) -> kernels::Result<()>;
+        /// `x *= alpha`.
+        fn k_scale(alpha: Self, x: &mut [Self]);
+        /// `sum(x)` accumulated in f64.
+        fn k_sum(x: &[Self]) -> f64;
+        /// Largest element (NaN if any); errors on an empty slice.
+        fn k_max(x: &[Self]) -> kernels::Result<Self>;
+        /// Smallest element (NaN if any); errors on an empty slice.
+        fn k_min(x: &[Self]) -> kernels::Result<Self>;
+        /// Row-wise softmax of a `rows x cols` block.
+        fn k_softmax_rows(
+            x: &[Self],
+            rows: usize,
+            cols: usize,
+            out: &mut [Self],
+        ) -> kernels::Result<()>;
+        /// Row-wise log-softmax of a `rows x cols` block.
+        fn k_log_softmax_rows(
+            x: &[Self],
+            rows: usize,
+            cols: usize,
+            out: &mut [Self],
+        ) -> kernels::Result<()>;
+    }
+
+    macro_rules! impl_float_kernels {
+        ($t:ty) => {
+            impl FloatKernels for $t {
+                #[inline]
+                fn k_unary(op: UnaryOp, x: &[Self], out: &mut [Self]) -> kernels::Result<()> {
+                    elementwise::unary(op, x, out)
+                }
+                #[inline]
+                fn k_binary(
+                    op: BinaryOp,
+                    a: &[Self],
+                    b: &[Self],
+                    out: &mut [Self],
+                ) -> kernels::Result<()> {
+                    elementwise::binary(op, a, b, out)
+                }
+                #[inline]
+                fn k_binary_scalar(
+                    op: BinaryOp,
+                    a: &[Self],
+                    s: Self,
+                    out: &mut [Self],
+                ) -> kernels::Result<()> {
+                    elementwise::binary_scalar(op, a, s, out)
+                }
+                #[inline]
+                fn k_scalar_binary(
+                    op: BinaryOp,
+                    s: Self,
+                    b: &[Self],
+                    out: &mut [Self],
+                ) -> kernels::Result<()> {
+                    elementwise::scalar_binary(op, s, b, out)
+                }
+                #[inline]
+                fn k_binary_inplace(
+                    op: BinaryOp,
+                    a: &mut [Self],
+                    b: &[Self],
+                ) -> kernels::Result<()> {
+                    elementwise::binary_inplace(op, a, b)
+                }
+                #[inline]
+                fn k_axpy(alpha: Self, x: &[Self], y: &mut [Self]) -> kernels::Result<()> {
+                    elementwise::axpy(alpha, x, y)
+                }
+                #[inline]
+                fn k_scale(alpha: Self, x: &mut [Self]) {
+                    elementwise::scale(alpha, x)
+                }
+                #[inline]
+                fn k_sum(x: &[Self]) -> f64 {
+                    reduce::sum(x)
+                }
+                #[inline]
+                fn k_max(x: &[Self]) -> kernels::Result<Self> {
+                    reduce::max(x)
+                }
+                #[inline]
+                fn k_min(x: &[Self]) -> kernels::Result<Self> {
+                    reduce::min(x)
+                }
+                #[inline]
+                fn k_softmax_rows(
+                    x: &[Self],
+                    rows: usize,
+                    cols: usize,
+                    out: &mut [Self],
+                ) -> kernels::Result<()> {
+                    reduce::softmax_rows(x, rows, cols, out)
+                }
+                #[inline]
+                fn k_log_softmax_rows(
+                    x: &[Self],
+                    rows: usize,
+                    cols: usize,
+                    out: &mut [Self],
+                ) -> kernels::Result<()> {
+                    reduce::log_softmax_rows(x, rows, cols, out)
+                }
+            }
+        };
+    }
+
+    impl_float_kernels!(f32);
+    impl_float_kernels!(f64);
 }
 
 /// A Rust scalar type that can be a tensor element: `f32`, `f64` or `u32`.
@@ -121,6 +262,7 @@ pub trait FloatElement:
     + Div<Output = Self>
     + Neg<Output = Self>
     + AddAssign
+    + sealed::FloatKernels
 {
     /// Positive infinity.
     const INFINITY: Self;

@@ -96,22 +96,34 @@ impl<const N: usize> Runs<N> {
     /// (row-major) order.
     #[inline]
     pub(crate) fn for_each(&self, mut f: impl FnMut([usize; N])) {
+        let done: Result<(), std::convert::Infallible> = self.try_for_each(|o| {
+            f(o);
+            Ok(())
+        });
+        let Ok(()) = done;
+    }
+
+    /// Like [`Runs::for_each`], stopping at the first error `f` returns.
+    #[inline]
+    pub(crate) fn try_for_each<E>(
+        &self,
+        mut f: impl FnMut([usize; N]) -> Result<(), E>,
+    ) -> Result<(), E> {
         if self.empty {
-            return;
+            return Ok(());
         }
         let outer = &self.dims[..self.dims.len() - 1];
         let mut offs = self.offsets;
         if outer.is_empty() {
-            f(offs);
-            return;
+            return f(offs);
         }
         let mut idx = vec![0usize; outer.len()];
         loop {
-            f(offs);
+            f(offs)?;
             let mut d = outer.len();
             loop {
                 if d == 0 {
-                    return;
+                    return Ok(());
                 }
                 d -= 1;
                 idx[d] += 1;

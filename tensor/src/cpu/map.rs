@@ -1,5 +1,8 @@
 //! Elementwise maps from strided inputs to a new dense (row-major) output.
 
+use kernels::cpu::elementwise::{BinaryOp, UnaryOp};
+
+use crate::dtype::FloatElement;
 use crate::layout::Layout;
 use crate::strided::Runs;
 
@@ -104,6 +107,93 @@ pub(crate) fn map3<A: Copy, B: Copy, C: Copy, O>(
         }),
     }
     out
+}
+
+/// A float unary map where contiguous runs go through the SIMD slice kernel for `op`
+/// and strided runs through `f` (which must agree with the kernel) one element at a
+/// time.
+pub(crate) fn unary_runs<T: FloatElement>(
+    op: UnaryOp,
+    f: impl Fn(T) -> T,
+    a: &[T],
+    la: &Layout,
+) -> kernels::Result<Vec<T>> {
+    let n = la.shape().elem_count();
+    let mut out = vec![T::ZERO; n];
+    if la.is_contiguous() {
+        let off = la.offset();
+        T::k_unary(op, &a[off..off + n], &mut out)?;
+        return Ok(out);
+    }
+    let runs = Runs::new(la.dims(), [la.strides()], [la.offset()]);
+    let len = runs.inner_len();
+    let mut pos = 0;
+    match runs.inner_strides() {
+        [1] => runs.try_for_each(|[o]| {
+            T::k_unary(op, &a[o..o + len], &mut out[pos..pos + len])?;
+            pos += len;
+            Ok(())
+        })?,
+        [s] => runs.for_each(|[o]| {
+            for (i, y) in out[pos..pos + len].iter_mut().enumerate() {
+                *y = f(a[o + i * s]);
+            }
+            pos += len;
+        }),
+    }
+    Ok(out)
+}
+
+/// A float binary map over two views of the same shape (already broadcast): runs that
+/// are contiguous, or contiguous against a broadcast scalar, go through the SIMD slice
+/// kernels for `op`; other runs through `f` (which must agree with the kernel).
+pub(crate) fn binary_runs<T: FloatElement>(
+    op: BinaryOp,
+    f: impl Fn(T, T) -> T,
+    a: &[T],
+    la: &Layout,
+    b: &[T],
+    lb: &Layout,
+) -> kernels::Result<Vec<T>> {
+    debug_assert_eq!(la.dims(), lb.dims());
+    let n = la.shape().elem_count();
+    let mut out = vec![T::ZERO; n];
+    let runs = Runs::new(
+        la.dims(),
+        [la.strides(), lb.strides()],
+        [la.offset(), lb.offset()],
+    );
+    let len = runs.inner_len();
+    let mut pos = 0;
+    match runs.inner_strides() {
+        [1, 1] => runs.try_for_each(|[oa, ob]| {
+            T::k_binary(
+                op,
+                &a[oa..oa + len],
+                &b[ob..ob + len],
+                &mut out[pos..pos + len],
+            )?;
+            pos += len;
+            Ok(())
+        })?,
+        [1, 0] => runs.try_for_each(|[oa, ob]| {
+            T::k_binary_scalar(op, &a[oa..oa + len], b[ob], &mut out[pos..pos + len])?;
+            pos += len;
+            Ok(())
+        })?,
+        [0, 1] => runs.try_for_each(|[oa, ob]| {
+            T::k_scalar_binary(op, a[oa], &b[ob..ob + len], &mut out[pos..pos + len])?;
+            pos += len;
+            Ok(())
+        })?,
+        [sa, sb] => runs.for_each(|[oa, ob]| {
+            for (i, y) in out[pos..pos + len].iter_mut().enumerate() {
+                *y = f(a[oa + i * sa], b[ob + i * sb]);
+            }
+            pos += len;
+        }),
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -41,6 +41,48 @@ pub(crate) fn zip_into<D, S: Copy>(
     }
 }
 
+/// Like [`zip_into`], but runs where both views are contiguous go through the slice
+/// kernel `run` (which must agree with `f`).
+#[inline]
+pub(crate) fn zip_runs<D, S: Copy>(
+    dst: &mut [D],
+    ld: &Layout,
+    src: &[S],
+    ls: &Layout,
+    f: impl Fn(&mut D, S),
+    run: impl Fn(&mut [D], &[S]) -> kernels::Result<()>,
+) -> kernels::Result<()> {
+    let runs = Runs::new(
+        ld.dims(),
+        [ld.strides(), ls.strides()],
+        [ld.offset(), ls.offset()],
+    );
+    let len = runs.inner_len();
+    match runs.inner_strides() {
+        [1, 1] => runs.try_for_each(|[od, os]| run(&mut dst[od..od + len], &src[os..os + len])),
+        _ => {
+            zip_into(dst, ld, src, ls, f);
+            Ok(())
+        }
+    }
+}
+
+/// Like [`update`], but contiguous runs go through the slice kernel `run`.
+#[inline]
+pub(crate) fn update_runs<D>(
+    dst: &mut [D],
+    ld: &Layout,
+    f: impl Fn(&mut D),
+    run: impl Fn(&mut [D]),
+) {
+    let runs = Runs::new(ld.dims(), [ld.strides()], [ld.offset()]);
+    let len = runs.inner_len();
+    match runs.inner_strides() {
+        [1] => runs.for_each(|[o]| run(&mut dst[o..o + len])),
+        _ => update(dst, ld, f),
+    }
+}
+
 /// `f(&mut dst[i])` for every element of a view (no stride-0 dims of size > 1).
 #[inline]
 pub(crate) fn update<D>(dst: &mut [D], ld: &Layout, f: impl Fn(&mut D)) {

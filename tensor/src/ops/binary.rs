@@ -60,16 +60,24 @@ impl CmpOp {
     }
 }
 
-/// `op` on two broadcast views, generic over the float type.
-fn binary_cpu<T: FloatElement>(op: BinaryOp, a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Vec<T> {
+/// `op` on two broadcast views, generic over the float type: SIMD kernels on
+/// contiguous runs, the same arithmetic element by element on strided ones.
+fn binary_cpu<T: FloatElement>(
+    op: BinaryOp,
+    a: &[T],
+    la: &Layout,
+    b: &[T],
+    lb: &Layout,
+) -> kernels::Result<Vec<T>> {
+    use kernels::cpu::elementwise::BinaryOp as K;
     match op {
-        BinaryOp::Add => map::map2(a, la, b, lb, |x, y| x + y),
-        BinaryOp::Sub => map::map2(a, la, b, lb, |x, y| x - y),
-        BinaryOp::Mul => map::map2(a, la, b, lb, |x, y| x * y),
-        BinaryOp::Div => map::map2(a, la, b, lb, |x, y| x / y),
-        BinaryOp::Pow => map::map2(a, la, b, lb, |x, y| x.powf(y)),
-        BinaryOp::Maximum => map::map2(a, la, b, lb, max_nan),
-        BinaryOp::Minimum => map::map2(a, la, b, lb, min_nan),
+        BinaryOp::Add => map::binary_runs(K::Add, |x, y| x + y, a, la, b, lb),
+        BinaryOp::Sub => map::binary_runs(K::Sub, |x, y| x - y, a, la, b, lb),
+        BinaryOp::Mul => map::binary_runs(K::Mul, |x, y| x * y, a, la, b, lb),
+        BinaryOp::Div => map::binary_runs(K::Div, |x, y| x / y, a, la, b, lb),
+        BinaryOp::Pow => map::binary_runs(K::Pow, T::powf, a, la, b, lb),
+        BinaryOp::Maximum => map::binary_runs(K::Maximum, max_nan, a, la, b, lb),
+        BinaryOp::Minimum => map::binary_runs(K::Minimum, min_nan, a, la, b, lb),
     }
 }
 
@@ -121,10 +129,10 @@ impl Tensor {
         let out = match (reads.get(0), reads.get(1)) {
             (Storage::Cpu(a), Storage::Cpu(b)) => match (a, b) {
                 (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                    CpuStorage::F32(binary_cpu(op, a, &la, b, &lb))
+                    CpuStorage::F32(binary_cpu(op, a, &la, b, &lb)?)
                 }
                 (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                    CpuStorage::F64(binary_cpu(op, a, &la, b, &lb))
+                    CpuStorage::F64(binary_cpu(op, a, &la, b, &lb)?)
                 }
                 _ => {
                     return Err(TensorError::UnsupportedDType {

@@ -7,8 +7,9 @@
 
 use std::sync::{RwLockReadGuard, RwLockWriteGuard};
 
-use crate::cpu::write::{update, zip_into};
+use crate::cpu::write::{update, update_runs, zip_into, zip_runs};
 use crate::dtype::Element;
+use crate::dtype::FloatElement;
 use crate::error::{Result, TensorError};
 use crate::layout::Layout;
 use crate::storage::{CpuStorage, Storage};
@@ -32,22 +33,53 @@ impl Update {
     }
 }
 
-/// `dst op= src` on float views.
-fn update_float<T: crate::FloatElement>(
+/// `dst op= src` on float views; contiguous runs use the SIMD kernels.
+fn update_float<T: FloatElement>(
     op: Update,
     dst: &mut [T],
     ld: &Layout,
     src: &[T],
     ls: &Layout,
-) {
+) -> kernels::Result<()> {
+    use kernels::cpu::elementwise::BinaryOp;
     match op {
-        Update::Assign => zip_into(dst, ld, src, ls, |d, s| *d = s),
-        Update::Add => zip_into(dst, ld, src, ls, |d, s| *d += s),
+        Update::Assign => zip_runs(
+            dst,
+            ld,
+            src,
+            ls,
+            |d, s| *d = s,
+            |d, s| {
+                d.copy_from_slice(s);
+                Ok(())
+            },
+        ),
+        Update::Add => zip_runs(
+            dst,
+            ld,
+            src,
+            ls,
+            |d, s| *d += s,
+            |d, s| T::k_binary_inplace(BinaryOp::Add, d, s),
+        ),
         Update::Axpy(alpha) => {
             let a = T::from_f64(alpha);
-            zip_into(dst, ld, src, ls, |d, s| *d += a * s)
+            zip_runs(
+                dst,
+                ld,
+                src,
+                ls,
+                |d, s| *d += a * s,
+                |d, s| T::k_axpy(a, s, d),
+            )
         }
     }
+}
+
+/// `dst *= v` on a float view; contiguous runs use the SIMD kernel.
+fn scale<T: FloatElement>(dst: &mut [T], ld: &Layout, v: f64) {
+    let v = T::from_f64(v);
+    update_runs(dst, ld, |x| *x = *x * v, |run| T::k_scale(v, run));
 }
 
 /// Locks `dst` for writing and `src` (a different storage) for reading, in address
@@ -119,10 +151,10 @@ impl Tensor {
         match (&mut *w, &*r) {
             (Storage::Cpu(d), Storage::Cpu(s)) => match (d, s) {
                 (CpuStorage::F32(d), CpuStorage::F32(s)) => {
-                    update_float(op, d, &self.layout, s, &ls)
+                    update_float(op, d, &self.layout, s, &ls)?
                 }
                 (CpuStorage::F64(d), CpuStorage::F64(s)) => {
-                    update_float(op, d, &self.layout, s, &ls)
+                    update_float(op, d, &self.layout, s, &ls)?
                 }
                 (CpuStorage::U32(d), CpuStorage::U32(s)) => {
                     zip_into(d, &self.layout, s, &ls, |d, s| *d = s)
@@ -180,11 +212,8 @@ impl Tensor {
         let mut guard = self.write_storage();
         match &mut *guard {
             Storage::Cpu(cpu) => match cpu {
-                CpuStorage::F32(d) => {
-                    let v = v as f32;
-                    update(d, &self.layout, |x| *x *= v)
-                }
-                CpuStorage::F64(d) => update(d, &self.layout, |x| *x *= v),
+                CpuStorage::F32(d) => scale(d, &self.layout, v),
+                CpuStorage::F64(d) => scale(d, &self.layout, v),
                 CpuStorage::U32(_) => {
                     return Err(TensorError::UnsupportedDType {
                         op: OP,

@@ -5,7 +5,7 @@
 //! Sums, means and variances accumulate in f64 whatever the element type (variance in
 //! two passes, never as `E[x^2] - E[x]^2`), then round once to the element type.
 
-use crate::cpu::reduce::{arg_extreme, fold_into, max_nan, min_nan, sum_row_f64};
+use crate::cpu::reduce::{arg_extreme, fold_into, max_nan, min_nan};
 use crate::dtype::{Element, FloatElement};
 use crate::error::{Result, TensorError};
 use crate::layout::Layout;
@@ -122,12 +122,8 @@ impl Tensor {
                 CpuStorage::F32(v) => CpuStorage::F32(reduce_float(v, &self.layout, &plan, red)),
                 CpuStorage::F64(v) => CpuStorage::F64(reduce_float(v, &self.layout, &plan, red)),
                 CpuStorage::U32(v) if matches!(red, Reduction::Max | Reduction::Min) => {
-                    CpuStorage::U32(reduce_extreme(
-                        v,
-                        &self.layout,
-                        &plan,
-                        red == Reduction::Max,
-                    ))
+                    let max = red == Reduction::Max;
+                    CpuStorage::U32(reduce_extreme(v, &self.layout, &plan, max, fold_row(max)))
                 }
                 CpuStorage::U32(_) => {
                     return Err(TensorError::UnsupportedDType {
@@ -324,14 +320,11 @@ impl Tensor {
 fn reduce_float<T: FloatElement>(v: &[T], l: &Layout, plan: &ReducePlan, red: Reduction) -> Vec<T> {
     let sums = |plan: &ReducePlan| {
         let mut acc = vec![0.0f64; plan.out_len];
-        fold_into(
-            &mut acc,
-            &plan.acc_strides,
-            v,
-            l,
-            |a, x: T| a + x.to_f64(),
-            sum_row_f64,
-        );
+        // Contiguous runs are summed by the SIMD kernel (also accumulating in f64).
+        let add = |a: f64, x: T| a + x.to_f64();
+        fold_into(&mut acc, &plan.acc_strides, v, l, add, |a, xs| {
+            a + T::k_sum(xs)
+        });
         acc
     };
     match red {
@@ -356,24 +349,44 @@ fn reduce_float<T: FloatElement>(v: &[T], l: &Layout, plan: &ReducePlan, red: Re
                 .map(|(_, ss)| T::from_f64(ss / denom))
                 .collect()
         }
-        Reduction::Max | Reduction::Min => reduce_extreme(v, l, plan, red == Reduction::Max),
+        // Runs are never empty, so the kernels' empty-slice error cannot occur; the
+        // fallback keeps the accumulator unchanged regardless.
+        Reduction::Max => reduce_extreme(v, l, plan, true, |a, xs| {
+            max_nan(a, T::k_max(xs).unwrap_or(a))
+        }),
+        Reduction::Min => reduce_extreme(v, l, plan, false, |a, xs| {
+            min_nan(a, T::k_min(xs).unwrap_or(a))
+        }),
     }
 }
 
-/// Max (or min) of a view of any dtype, NaN-propagating.
-fn reduce_extreme<T: Element>(v: &[T], l: &Layout, plan: &ReducePlan, max: bool) -> Vec<T> {
-    if max {
-        let mut acc = vec![T::LOWEST; plan.out_len];
-        fold_into(&mut acc, &plan.acc_strides, v, l, max_nan, |a, xs| {
-            xs.iter().fold(a, |a, &x| max_nan(a, x))
-        });
-        acc
+/// Max (or min) of a view of any dtype, NaN-propagating; `row` folds a contiguous
+/// run into an accumulator (a SIMD kernel for floats).
+fn reduce_extreme<T: Element>(
+    v: &[T],
+    l: &Layout,
+    plan: &ReducePlan,
+    max: bool,
+    row: impl Fn(T, &[T]) -> T,
+) -> Vec<T> {
+    let (init, f): (T, fn(T, T) -> T) = if max {
+        (T::LOWEST, max_nan)
     } else {
-        let mut acc = vec![T::HIGHEST; plan.out_len];
-        fold_into(&mut acc, &plan.acc_strides, v, l, min_nan, |a, xs| {
+        (T::HIGHEST, min_nan)
+    };
+    let mut acc = vec![init; plan.out_len];
+    fold_into(&mut acc, &plan.acc_strides, v, l, f, row);
+    acc
+}
+
+/// The plain (non-SIMD) row fold of [`reduce_extreme`], for integer dtypes.
+fn fold_row<T: Element>(max: bool) -> impl Fn(T, &[T]) -> T {
+    move |a, xs| {
+        if max {
+            xs.iter().fold(a, |a, &x| max_nan(a, x))
+        } else {
             xs.iter().fold(a, |a, &x| min_nan(a, x))
-        });
-        acc
+        }
     }
 }
 

@@ -1,34 +1,25 @@
 //! Numerically stable softmax and log-softmax along one dim.
 
-use crate::cpu::reduce::max_nan;
 use crate::dtype::FloatElement;
 use crate::error::{Result, TensorError};
 use crate::storage::{CpuStorage, Storage};
 use crate::Tensor;
 
-/// Softmax (or log-softmax) of each contiguous row of `row_len` elements of `x`:
-/// the row maximum is subtracted before `exp`, so large inputs do not overflow, and
-/// the normaliser is accumulated in f64.
-fn softmax_rows<T: FloatElement>(x: &[T], row_len: usize, log: bool) -> Vec<T> {
-    let mut out = Vec::with_capacity(x.len());
-    if row_len == 0 {
-        return out;
+/// Softmax (or log-softmax) of each contiguous row of `row_len` elements of `x`, by
+/// the SIMD row kernels: the row maximum is subtracted before `exp`, so large inputs
+/// do not overflow, and the normaliser is accumulated in f64.
+fn softmax_rows<T: FloatElement>(x: &[T], row_len: usize, log: bool) -> kernels::Result<Vec<T>> {
+    let mut out = vec![T::ZERO; x.len()];
+    if row_len == 0 || x.is_empty() {
+        return Ok(out);
     }
-    for row in x.chunks_exact(row_len) {
-        let max = row.iter().fold(T::NEG_INFINITY, |m, &v| max_nan(m, v));
-        if log {
-            let sum: f64 = row.iter().map(|&v| (v - max).exp().to_f64()).sum();
-            let lse = max + T::from_f64(sum.ln());
-            out.extend(row.iter().map(|&v| v - lse));
-        } else {
-            let start = out.len();
-            out.extend(row.iter().map(|&v| (v - max).exp()));
-            let sum: f64 = out[start..].iter().map(|v| v.to_f64()).sum();
-            let inv = T::from_f64(1.0 / sum);
-            out[start..].iter_mut().for_each(|v| *v = *v * inv);
-        }
+    let rows = x.len() / row_len;
+    if log {
+        T::k_log_softmax_rows(x, rows, row_len, &mut out)?;
+    } else {
+        T::k_softmax_rows(x, rows, row_len, &mut out)?;
     }
-    out
+    Ok(out)
 }
 
 impl Tensor {
@@ -72,10 +63,10 @@ impl Tensor {
                 let (off, n) = (rows.layout.offset(), rows.elem_count());
                 match cpu {
                     CpuStorage::F32(v) => {
-                        CpuStorage::F32(softmax_rows(&v[off..off + n], row_len, log))
+                        CpuStorage::F32(softmax_rows(&v[off..off + n], row_len, log)?)
                     }
                     CpuStorage::F64(v) => {
-                        CpuStorage::F64(softmax_rows(&v[off..off + n], row_len, log))
+                        CpuStorage::F64(softmax_rows(&v[off..off + n], row_len, log)?)
                     }
                     CpuStorage::U32(_) => {
                         return Err(TensorError::UnsupportedDType {

@@ -50,43 +50,67 @@ impl UnaryOp {
     }
 }
 
-/// `op` over a strided view, generic over the float type. The `match` is outside the
-/// loop, so each arm is its own tight (vectorisable) loop.
-pub(crate) fn unary_cpu<T: FloatElement>(op: UnaryOp, a: &[T], la: &Layout) -> Vec<T> {
+/// `op` over a strided view, generic over the float type. Ops the SIMD kernels
+/// provide run there on contiguous runs; the rest (and strided runs) are plain loops
+/// with the `match` outside, so each arm is its own tight, vectorisable loop.
+pub(crate) fn unary_cpu<T: FloatElement>(
+    op: UnaryOp,
+    a: &[T],
+    la: &Layout,
+) -> kernels::Result<Vec<T>> {
+    use kernels::cpu::elementwise::UnaryOp as K;
     let zero = T::ZERO;
     let one = T::ONE;
     match op {
-        UnaryOp::Neg => map::map1(a, la, |x: T| -x),
-        UnaryOp::Exp => map::map1(a, la, T::exp),
-        UnaryOp::Log => map::map1(a, la, T::ln),
-        UnaryOp::Sqrt => map::map1(a, la, T::sqrt),
-        UnaryOp::Abs => map::map1(a, la, T::abs),
-        UnaryOp::Tanh => map::map1(a, la, T::tanh),
-        UnaryOp::Sigmoid => map::map1(a, la, |x: T| one / (one + (-x).exp())),
-        UnaryOp::Relu => map::map1(a, la, |x: T| if x > zero { x } else { zero }),
-        UnaryOp::Square => map::map1(a, la, |x: T| x * x),
-        UnaryOp::Recip => map::map1(a, la, T::recip),
-        UnaryOp::Sign => map::map1(a, la, T::signum0),
+        UnaryOp::Neg => map::unary_runs(K::Neg, |x: T| -x, a, la),
+        UnaryOp::Exp => map::unary_runs(K::Exp, T::exp, a, la),
+        UnaryOp::Log => map::unary_runs(K::Ln, T::ln, a, la),
+        UnaryOp::Sqrt => map::unary_runs(K::Sqrt, T::sqrt, a, la),
+        UnaryOp::Abs => map::unary_runs(K::Abs, T::abs, a, la),
+        UnaryOp::Tanh => map::unary_runs(K::Tanh, T::tanh, a, la),
+        UnaryOp::Sigmoid => map::unary_runs(K::Sigmoid, |x: T| one / (one + (-x).exp()), a, la),
+        UnaryOp::Relu => map::unary_runs(
+            K::Relu,
+            |x: T| {
+                if x > zero || x.is_nan_value() {
+                    x
+                } else {
+                    zero
+                }
+            },
+            a,
+            la,
+        ),
+        UnaryOp::Square => map::unary_runs(K::Square, |x: T| x * x, a, la),
+        UnaryOp::Recip => map::unary_runs(K::Recip, T::recip, a, la),
+        UnaryOp::Sign => Ok(map::map1(a, la, T::signum0)),
         UnaryOp::LeakyRelu(slope) => {
-            let slope = T::from_f64(slope);
-            map::map1(a, la, |x: T| if x > zero { x } else { x * slope })
+            let s = T::from_f64(slope);
+            let f = |x: T| {
+                if x >= zero || x.is_nan_value() {
+                    x
+                } else {
+                    x * s
+                }
+            };
+            map::unary_runs(K::LeakyRelu { slope }, f, a, la)
         }
         UnaryOp::Affine { mul, add } => {
             let (m, b) = (T::from_f64(mul), T::from_f64(add));
-            map::map1(a, la, |x: T| x * m + b)
+            Ok(map::map1(a, la, |x: T| x * m + b))
         }
         UnaryOp::Powf(e) => {
             let e = T::from_f64(e);
             if e == T::from_f64(2.0) {
-                map::map1(a, la, |x: T| x * x)
+                map::unary_runs(K::Square, |x: T| x * x, a, la)
             } else {
-                map::map1(a, la, |x: T| x.powf(e))
+                Ok(map::map1(a, la, |x: T| x.powf(e)))
             }
         }
         UnaryOp::Clamp { min, max } => {
             let (lo, hi) = (T::from_f64(min), T::from_f64(max));
             // NaN fails both comparisons and passes through.
-            map::map1(a, la, |x: T| {
+            let f = |x: T| {
                 if x < lo {
                     lo
                 } else if x > hi {
@@ -94,7 +118,8 @@ pub(crate) fn unary_cpu<T: FloatElement>(op: UnaryOp, a: &[T], la: &Layout) -> V
                 } else {
                     x
                 }
-            })
+            };
+            map::unary_runs(K::Clamp { min, max }, f, a, la)
         }
     }
 }
@@ -104,8 +129,8 @@ impl Tensor {
         let guard = self.read_storage();
         let out = match &*guard {
             Storage::Cpu(cpu) => match cpu {
-                CpuStorage::F32(v) => CpuStorage::F32(unary_cpu(op, v, &self.layout)),
-                CpuStorage::F64(v) => CpuStorage::F64(unary_cpu(op, v, &self.layout)),
+                CpuStorage::F32(v) => CpuStorage::F32(unary_cpu(op, v, &self.layout)?),
+                CpuStorage::F64(v) => CpuStorage::F64(unary_cpu(op, v, &self.layout)?),
                 CpuStorage::U32(_) => {
                     return Err(TensorError::UnsupportedDType {
                         op: op.name(),
