@@ -14,19 +14,26 @@
 //! The implementation follows GotoBLAS/BLIS (see `driver.rs` for the loop nest):
 //!
 //! - **Packing** (`pack.rs`): blocks of A and B are copied into contiguous, aligned,
-//!   zero-padded panels in the order the inner kernel reads them. Packing reads any
-//!   strides, which is why transposed and strided operands cost the same as dense ones.
+//!   zero-padded slivers in the order the inner kernel reads them. Packing reads any
+//!   strides, which is why transposed and strided operands cost the same as dense ones
+//!   (the transposing case, a row-major A, uses AVX-512 gathers when available).
+//! - **Direct operands for small problems**: when a sliver would be reused only a few
+//!   times (n <= 128 for A, m <= 64 for B with contiguous rows) the kernel reads the
+//!   operand in place and only a trailing partial sliver is packed, so products such as
+//!   the 32 x 784 @ 784 x 128 layer of a small MLP skip most of the copying.
 //! - **Cache blocking**: a `KC x NR` sliver of B stays in L1 while `MC x KC` of A sits in
-//!   L2; the sizes are tuned per micro-kernel.
+//!   L2; the sizes are set per micro-kernel.
 //! - **Micro-kernels** (`kernel.rs`, `x86.rs`): an `MR x NR` tile of C held in
 //!   registers; AVX-512 (12 x 32 for f32, 12 x 16 for f64), AVX2+FMA (6 x 16, 6 x 8) and a
 //!   portable kernel that compiles everywhere. The kernel is picked from the
 //!   [`SimdLevel`] at each call.
-//! - **Threads**: large problems are split into independent blocks of C (or, for a long
-//!   reduction into a small C, into ranges of k) and run on rayon's current pool, so a
-//!   caller's `ThreadPool::install` bounds the parallelism. Problems under about 2M
-//!   multiply-adds run on the calling thread with no rayon overhead, and packing buffers
-//!   are thread-local and reused, so small products do not allocate.
+//! - **Threads** (rayon's current pool, so a caller's `ThreadPool::install` bounds the
+//!   parallelism): with enough rows, the threads pack each block of B together and
+//!   share it while each packs and multiplies its own blocks of A rows; a short, wide C
+//!   is split by columns; a long reduction into a small C is split along k. Problems
+//!   under about 2M multiply-adds per thread run on the calling thread with no rayon
+//!   overhead, and packing buffers are thread-local and reused (each thread keeps up to
+//!   a few MiB), so steady-state calls do not allocate.
 //!
 //! For a given thread count every element of C is computed by the same sequence of
 //! floating-point operations on every run, so results are reproducible.
