@@ -40,7 +40,7 @@
 //! ```
 
 use crate::cpu::dispatch::{self, SimdLevel};
-use crate::cpu::simd::{self, map1, map2, sealed::Sealed, Simd, SyncPtr, WithSimd};
+use crate::cpu::simd::{self, map1, map2, sealed::Sealed, Map1, Map2, Simd, SyncPtr, WithSimd};
 use crate::error::{KernelError, Result};
 
 pub use crate::cpu::simd::Float;
@@ -221,34 +221,94 @@ impl UnaryOp {
     /// ```
     #[inline]
     pub fn apply<T: Float>(self, x: T) -> T {
+        let (code, p, q) = self.parts();
         let s = simd::Scalar::<T>::new();
-        self.vector(s, x)
+        unary_vector(s, code, x, T::from_f64(p), T::from_f64(q))
     }
 
-    /// The op on one vector of backend `s`.
-    #[inline(always)]
-    fn vector<S: Simd>(self, s: S, x: S::V) -> S::V {
+    /// The op's code (see [`code`]) and its two parameters: the slope, the clamp
+    /// bounds, or zeros.
+    fn parts(self) -> (u8, f64, f64) {
         match self {
-            UnaryOp::Neg => s.neg(x),
-            UnaryOp::Exp => s.exp(x),
-            UnaryOp::Ln => s.ln(x),
-            UnaryOp::Sqrt => s.sqrt(x),
-            UnaryOp::Abs => s.abs(x),
-            UnaryOp::Tanh => s.tanh(x),
-            UnaryOp::Sigmoid => s.sigmoid(x),
-            // max(0, x) returns x when x is NaN.
-            UnaryOp::Relu => s.max(s.splat(S::E::ZERO), x),
-            UnaryOp::LeakyRelu { slope } => {
-                let neg = s.lt(x, s.splat(S::E::ZERO));
-                s.select(neg, s.mul(x, s.splat(S::E::from_f64(slope))), x)
-            }
-            UnaryOp::Square => s.mul(x, x),
-            UnaryOp::Recip => s.div(s.splat(S::E::ONE), x),
-            UnaryOp::Clamp { min, max } => {
-                let hi = s.min(s.splat(S::E::from_f64(max)), x);
-                s.max(s.splat(S::E::from_f64(min)), hi)
-            }
+            UnaryOp::Neg => (code::NEG, 0.0, 0.0),
+            UnaryOp::Exp => (code::EXP, 0.0, 0.0),
+            UnaryOp::Ln => (code::LN, 0.0, 0.0),
+            UnaryOp::Sqrt => (code::SQRT, 0.0, 0.0),
+            UnaryOp::Abs => (code::ABS, 0.0, 0.0),
+            UnaryOp::Tanh => (code::TANH, 0.0, 0.0),
+            UnaryOp::Sigmoid => (code::SIGMOID, 0.0, 0.0),
+            UnaryOp::Relu => (code::RELU, 0.0, 0.0),
+            UnaryOp::LeakyRelu { slope } => (code::LEAKY_RELU, slope, 0.0),
+            UnaryOp::Square => (code::SQUARE, 0.0, 0.0),
+            UnaryOp::Recip => (code::RECIP, 0.0, 0.0),
+            UnaryOp::Clamp { min, max } => (code::CLAMP, min, max),
         }
+    }
+}
+
+/// Op codes: the const parameter of the vector function objects ([`UnaryFn`],
+/// [`BinaryFn`], [`FusedFn`]), so that each op gets its own loop, specialised at
+/// compile time, while the formulas are written once (in `*_vector`).
+mod code {
+    pub const NEG: u8 = 0;
+    pub const EXP: u8 = 1;
+    pub const LN: u8 = 2;
+    pub const SQRT: u8 = 3;
+    pub const ABS: u8 = 4;
+    pub const TANH: u8 = 5;
+    pub const SIGMOID: u8 = 6;
+    pub const RELU: u8 = 7;
+    pub const LEAKY_RELU: u8 = 8;
+    pub const SQUARE: u8 = 9;
+    pub const RECIP: u8 = 10;
+    pub const CLAMP: u8 = 11;
+
+    pub const ADD: u8 = 0;
+    pub const SUB: u8 = 1;
+    pub const MUL: u8 = 2;
+    pub const DIV: u8 = 3;
+    pub const MAXIMUM: u8 = 4;
+    pub const MINIMUM: u8 = 5;
+
+    pub const AXPY: u8 = 0;
+    pub const RELU_BACKWARD: u8 = 1;
+    pub const LEAKY_RELU_BACKWARD: u8 = 2;
+    pub const TANH_BACKWARD: u8 = 3;
+    pub const SIGMOID_BACKWARD: u8 = 4;
+}
+
+/// A unary op on one vector; `p`, `q` are its parameters (slope, clamp bounds).
+#[inline(always)]
+fn unary_vector<S: Simd>(s: S, op: u8, x: S::V, p: S::V, q: S::V) -> S::V {
+    match op {
+        code::NEG => s.neg(x),
+        code::EXP => s.exp(x),
+        code::LN => s.ln(x),
+        code::SQRT => s.sqrt(x),
+        code::ABS => s.abs(x),
+        code::TANH => s.tanh(x),
+        code::SIGMOID => s.sigmoid(x),
+        // max(0, x) returns x when x is NaN.
+        code::RELU => s.max(s.splat(S::E::ZERO), x),
+        code::LEAKY_RELU => s.select(s.lt(x, s.splat(S::E::ZERO)), s.mul(x, p), x),
+        code::SQUARE => s.mul(x, x),
+        code::RECIP => s.div(s.splat(S::E::ONE), x),
+        // min(hi, x) and max(lo, ..) return their second operand when it is NaN.
+        _ => s.max(p, s.min(q, x)), // code::CLAMP
+    }
+}
+
+/// The vector function of unary op `OP` (see [`simd::Map1`]).
+#[derive(Clone, Copy)]
+struct UnaryFn<V, const OP: u8> {
+    p: V,
+    q: V,
+}
+
+impl<S: Simd, const OP: u8> Map1<S> for UnaryFn<S::V, OP> {
+    #[inline(always)]
+    fn call(self, s: S, x: S::V) -> S::V {
+        unary_vector(s, OP, x, self.p, self.q)
     }
 }
 
@@ -265,23 +325,29 @@ impl<T: Float> WithSimd<T> for UnaryKernel<T> {
     #[inline(always)]
     fn run<S: Simd<E = T>>(self, s: S) {
         let (x, out, n) = (self.x.get().cast_const(), self.out.get(), self.n);
+        let (_, p, q) = self.op.parts();
+        let (p, q) = (s.splat(T::from_f64(p)), s.splat(T::from_f64(q)));
         // One specialised loop per op (the match is outside the loop).
         // SAFETY: `unary_raw`'s caller guarantees the ranges (x readable, out writable
         // for n elements, equal or disjoint).
         unsafe {
             match self.op {
-                UnaryOp::Neg => map1(s, x, out, n, |v| UnaryOp::Neg.vector(s, v)),
-                UnaryOp::Exp => map1(s, x, out, n, |v| s.exp(v)),
-                UnaryOp::Ln => map1(s, x, out, n, |v| s.ln(v)),
-                UnaryOp::Sqrt => map1(s, x, out, n, |v| s.sqrt(v)),
-                UnaryOp::Abs => map1(s, x, out, n, |v| s.abs(v)),
-                UnaryOp::Tanh => map1(s, x, out, n, |v| s.tanh(v)),
-                UnaryOp::Sigmoid => map1(s, x, out, n, |v| s.sigmoid(v)),
-                UnaryOp::Relu => map1(s, x, out, n, |v| UnaryOp::Relu.vector(s, v)),
-                op @ UnaryOp::LeakyRelu { .. } => map1(s, x, out, n, |v| op.vector(s, v)),
-                UnaryOp::Square => map1(s, x, out, n, |v| s.mul(v, v)),
-                UnaryOp::Recip => map1(s, x, out, n, |v| UnaryOp::Recip.vector(s, v)),
-                op @ UnaryOp::Clamp { .. } => map1(s, x, out, n, |v| op.vector(s, v)),
+                UnaryOp::Neg => map1(s, x, out, n, UnaryFn::<S::V, { code::NEG }> { p, q }),
+                UnaryOp::Exp => map1(s, x, out, n, UnaryFn::<S::V, { code::EXP }> { p, q }),
+                UnaryOp::Ln => map1(s, x, out, n, UnaryFn::<S::V, { code::LN }> { p, q }),
+                UnaryOp::Sqrt => map1(s, x, out, n, UnaryFn::<S::V, { code::SQRT }> { p, q }),
+                UnaryOp::Abs => map1(s, x, out, n, UnaryFn::<S::V, { code::ABS }> { p, q }),
+                UnaryOp::Tanh => map1(s, x, out, n, UnaryFn::<S::V, { code::TANH }> { p, q }),
+                UnaryOp::Sigmoid => map1(s, x, out, n, UnaryFn::<S::V, { code::SIGMOID }> { p, q }),
+                UnaryOp::Relu => map1(s, x, out, n, UnaryFn::<S::V, { code::RELU }> { p, q }),
+                UnaryOp::LeakyRelu { .. } => {
+                    map1(s, x, out, n, UnaryFn::<S::V, { code::LEAKY_RELU }> { p, q })
+                }
+                UnaryOp::Square => map1(s, x, out, n, UnaryFn::<S::V, { code::SQUARE }> { p, q }),
+                UnaryOp::Recip => map1(s, x, out, n, UnaryFn::<S::V, { code::RECIP }> { p, q }),
+                UnaryOp::Clamp { .. } => {
+                    map1(s, x, out, n, UnaryFn::<S::V, { code::CLAMP }> { p, q })
+                }
             }
         }
     }
@@ -374,32 +440,78 @@ struct BinaryKernel<T> {
     n: usize,
 }
 
-/// The three operand shapes of a binary map, with the op as a vector closure.
+/// A vectorisable binary op on one pair of vectors.
+#[inline(always)]
+fn binary_vector<S: Simd>(s: S, op: u8, x: S::V, y: S::V) -> S::V {
+    match op {
+        code::ADD => s.add(x, y),
+        code::SUB => s.sub(x, y),
+        code::MUL => s.mul(x, y),
+        code::DIV => s.div(x, y),
+        code::MAXIMUM => s.max_nan(x, y),
+        _ => s.min_nan(x, y), // code::MINIMUM
+    }
+}
+
+/// The vector function of binary op `OP` (see [`simd::Map2`]).
+#[derive(Clone, Copy)]
+struct BinaryFn<const OP: u8>;
+
+impl<S: Simd, const OP: u8> Map2<S> for BinaryFn<OP> {
+    #[inline(always)]
+    fn call(self, s: S, x: S::V, y: S::V) -> S::V {
+        binary_vector(s, OP, x, y)
+    }
+}
+
+/// `f(x, y)` with a fixed right operand `y`.
+#[derive(Clone, Copy)]
+struct WithRight<F, V> {
+    f: F,
+    y: V,
+}
+
+impl<S: Simd, F: Map2<S>> Map1<S> for WithRight<F, S::V> {
+    #[inline(always)]
+    fn call(self, s: S, x: S::V) -> S::V {
+        self.f.call(s, x, self.y)
+    }
+}
+
+/// `f(y, x)` with a fixed left operand `y`.
+#[derive(Clone, Copy)]
+struct WithLeft<F, V> {
+    f: F,
+    y: V,
+}
+
+impl<S: Simd, F: Map2<S>> Map1<S> for WithLeft<F, S::V> {
+    #[inline(always)]
+    fn call(self, s: S, x: S::V) -> S::V {
+        self.f.call(s, self.y, x)
+    }
+}
+
+/// The three operand shapes of a binary map.
 ///
 /// # Safety
 /// As for [`binary_raw`].
 #[inline(always)]
-unsafe fn binary_loop<S: Simd>(
+unsafe fn binary_loop<S: Simd, F: Map2<S>>(
     s: S,
     a: *const S::E,
     rhs: Rhs<S::E>,
     out: *mut S::E,
     n: usize,
-    f: impl Fn(S::V, S::V) -> S::V,
+    f: F,
 ) {
     // SAFETY: forwarded from the caller: `a` (and a slice rhs) readable and `out`
     // writable for n elements, each either equal to `out` or disjoint from it.
     unsafe {
         match rhs {
             Rhs::Slice(b) => map2(s, a, b.get().cast_const(), out, n, f),
-            Rhs::Scalar(y) => {
-                let y = s.splat(y);
-                map1(s, a, out, n, |x| f(x, y))
-            }
-            Rhs::ScalarLeft(y) => {
-                let y = s.splat(y);
-                map1(s, a, out, n, |x| f(y, x))
-            }
+            Rhs::Scalar(y) => map1(s, a, out, n, WithRight { f, y: s.splat(y) }),
+            Rhs::ScalarLeft(y) => map1(s, a, out, n, WithLeft { f, y: s.splat(y) }),
         }
     }
 }
@@ -409,17 +521,17 @@ impl<T: Float> WithSimd<T> for BinaryKernel<T> {
     #[inline(always)]
     fn run<S: Simd<E = T>>(self, s: S) {
         let (a, rhs, out, n) = (self.a.get().cast_const(), self.rhs, self.out.get(), self.n);
-        // SAFETY (both blocks): `binary_raw`'s caller guarantees `a` (and a slice rhs)
-        // readable and `out` writable for n elements, each equal to `out` or disjoint
-        // from it; every index used is below n.
+        // SAFETY: `binary_raw`'s caller guarantees `a` (and a slice rhs) readable and
+        // `out` writable for n elements, each equal to `out` or disjoint from it; every
+        // index used is below n.
         unsafe {
             match self.op {
-                BinaryOp::Add => binary_loop(s, a, rhs, out, n, |x, y| s.add(x, y)),
-                BinaryOp::Sub => binary_loop(s, a, rhs, out, n, |x, y| s.sub(x, y)),
-                BinaryOp::Mul => binary_loop(s, a, rhs, out, n, |x, y| s.mul(x, y)),
-                BinaryOp::Div => binary_loop(s, a, rhs, out, n, |x, y| s.div(x, y)),
-                BinaryOp::Maximum => binary_loop(s, a, rhs, out, n, |x, y| s.max_nan(x, y)),
-                BinaryOp::Minimum => binary_loop(s, a, rhs, out, n, |x, y| s.min_nan(x, y)),
+                BinaryOp::Add => binary_loop(s, a, rhs, out, n, BinaryFn::<{ code::ADD }>),
+                BinaryOp::Sub => binary_loop(s, a, rhs, out, n, BinaryFn::<{ code::SUB }>),
+                BinaryOp::Mul => binary_loop(s, a, rhs, out, n, BinaryFn::<{ code::MUL }>),
+                BinaryOp::Div => binary_loop(s, a, rhs, out, n, BinaryFn::<{ code::DIV }>),
+                BinaryOp::Maximum => binary_loop(s, a, rhs, out, n, BinaryFn::<{ code::MAXIMUM }>),
+                BinaryOp::Minimum => binary_loop(s, a, rhs, out, n, BinaryFn::<{ code::MINIMUM }>),
                 BinaryOp::Pow => {
                     // No vector pow: std's powf one element at a time.
                     for i in 0..n {
@@ -685,33 +797,87 @@ impl<T: Float> WithSimd<T> for FusedKernel<T> {
             self.out.get(),
             self.n,
         );
-        let zero = s.splat(T::ZERO);
-        let one = s.splat(T::ONE);
         // SAFETY: `fused_raw`'s caller guarantees `a`, `b` readable and `out` writable
         // for n elements, each input equal to `out` or disjoint from it.
         unsafe {
             match self.kind {
                 Fused::Axpy(alpha) => {
-                    let alpha = s.splat(alpha);
-                    map2(s, a, b, out, n, |x, y| s.mul_add(alpha, x, y))
+                    let p = s.splat(alpha);
+                    map2(s, a, b, out, n, FusedFn::<S::V, { code::AXPY }> { p })
                 }
                 Fused::ReluBackward => {
-                    map2(s, a, b, out, n, |x, g| s.select(s.gt(x, zero), g, zero))
+                    let p = s.splat(T::ZERO);
+                    map2(
+                        s,
+                        a,
+                        b,
+                        out,
+                        n,
+                        FusedFn::<S::V, { code::RELU_BACKWARD }> { p },
+                    )
                 }
                 Fused::LeakyReluBackward(slope) => {
-                    let slope = s.splat(slope);
-                    map2(s, a, b, out, n, |x, g| {
-                        s.select(s.gt(x, zero), g, s.mul(g, slope))
-                    })
+                    let p = s.splat(slope);
+                    map2(
+                        s,
+                        a,
+                        b,
+                        out,
+                        n,
+                        FusedFn::<S::V, { code::LEAKY_RELU_BACKWARD }> { p },
+                    )
                 }
-                Fused::TanhBackward => map2(s, a, b, out, n, |y, g| {
-                    s.mul(g, s.mul_add(s.neg(y), y, one))
-                }),
+                Fused::TanhBackward => {
+                    let p = s.splat(T::ZERO);
+                    map2(
+                        s,
+                        a,
+                        b,
+                        out,
+                        n,
+                        FusedFn::<S::V, { code::TANH_BACKWARD }> { p },
+                    )
+                }
                 Fused::SigmoidBackward => {
-                    map2(s, a, b, out, n, |y, g| s.mul(s.mul(g, y), s.sub(one, y)))
+                    let p = s.splat(T::ZERO);
+                    map2(
+                        s,
+                        a,
+                        b,
+                        out,
+                        n,
+                        FusedFn::<S::V, { code::SIGMOID_BACKWARD }> { p },
+                    )
                 }
             }
         }
+    }
+}
+
+/// A fused map on one pair of vectors `(a, b)` with parameter `p` (alpha or slope).
+#[inline(always)]
+fn fused_vector<S: Simd>(s: S, kind: u8, a: S::V, b: S::V, p: S::V) -> S::V {
+    let zero = s.splat(S::E::ZERO);
+    let one = s.splat(S::E::ONE);
+    match kind {
+        code::AXPY => s.mul_add(p, a, b),
+        code::RELU_BACKWARD => s.select(s.gt(a, zero), b, zero),
+        code::LEAKY_RELU_BACKWARD => s.select(s.gt(a, zero), b, s.mul(b, p)),
+        code::TANH_BACKWARD => s.mul(b, s.mul_add(s.neg(a), a, one)),
+        _ => s.mul(s.mul(b, a), s.sub(one, a)), // code::SIGMOID_BACKWARD
+    }
+}
+
+/// The vector function of fused map `K` (see [`simd::Map2`]).
+#[derive(Clone, Copy)]
+struct FusedFn<V, const K: u8> {
+    p: V,
+}
+
+impl<S: Simd, const K: u8> Map2<S> for FusedFn<S::V, K> {
+    #[inline(always)]
+    fn call(self, s: S, a: S::V, b: S::V) -> S::V {
+        fused_vector(s, K, a, b, self.p)
     }
 }
 

@@ -34,7 +34,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::dispatch::{self, SimdLevel};
-use crate::cpu::simd::{self, map1, sealed::Sealed, Simd, SyncPtr, WithSimd};
+use crate::cpu::simd::{self, map1, map2, sealed::Sealed, Map1, Map2, Simd, SyncPtr, WithSimd};
 use crate::error::{KernelError, Result};
 
 pub use crate::cpu::simd::Float;
@@ -45,42 +45,61 @@ const PAR_MIN_ELEMS: usize = 1 << 17;
 /// Fixed, so the summation order does not depend on the thread count.
 const PAR_CHUNK_ELEMS: usize = 1 << 16;
 
-/// `sum_i x[i]` (or `x[i]^2`) for `x` a multiple of nothing in particular: four
-/// accumulators of `S::W`, then a padded tail.
+/// `acc + widen(v)` (or `acc + widen(v)^2`).
+#[inline(always)]
+fn sum_step<S: Simd>(s: S, acc: S::W, v: S::V, squares: bool) -> S::W {
+    let w = s.w_widen(v);
+    if squares {
+        s.w_mul_add(w, w, acc)
+    } else {
+        s.w_add(acc, w)
+    }
+}
+
+/// `sum_i x[i]` (or `x[i]^2`) in `f64`: four accumulators of `S::W`, then a padded
+/// tail.
+///
+/// The helpers of these kernels are `#[inline(always)]` functions, not closures
+/// called from several places: a closure the compiler declines to inline would be
+/// compiled without the `#[target_feature]`s of the entry point, and every SIMD
+/// operation in it would become a function call.
 #[inline(always)]
 fn sum_vec<S: Simd>(s: S, x: &[S::E], squares: bool) -> f64 {
     let l = S::LANES;
     let n = x.len();
     let p = x.as_ptr();
     let mut acc = [s.w_zero(); 4];
-    let add = |acc: S::W, v: S::V| {
-        let w = s.w_widen(v);
-        if squares {
-            s.w_mul_add(w, w, acc)
-        } else {
-            s.w_add(acc, w)
-        }
-    };
     let mut i = 0;
     // SAFETY: every load reads `l` elements at an offset `i` with `i + l <= n` (or a
     // tail of `n - i < l` elements), inside `x`.
     unsafe {
         while i + 4 * l <= n {
             for (k, a) in acc.iter_mut().enumerate() {
-                *a = add(*a, s.load(p.add(i + k * l)));
+                *a = sum_step(s, *a, s.load(p.add(i + k * l)), squares);
             }
             i += 4 * l;
         }
         while i + l <= n {
-            acc[0] = add(acc[0], s.load(p.add(i)));
+            acc[0] = sum_step(s, acc[0], s.load(p.add(i)), squares);
             i += l;
         }
         if i < n {
-            acc[1] = add(acc[1], s.load_tail(p.add(i), n - i, S::E::ZERO));
+            let v = s.load_tail(p.add(i), n - i, S::E::ZERO);
+            acc[1] = sum_step(s, acc[1], v, squares);
         }
     }
     let total = s.w_add(s.w_add(acc[0], acc[1]), s.w_add(acc[2], acc[3]));
     s.w_sum(total)
+}
+
+/// `max_nan(a, b)` or `min_nan(a, b)`.
+#[inline(always)]
+fn pick<S: Simd>(s: S, a: S::V, b: S::V, want_max: bool) -> S::V {
+    if want_max {
+        s.max_nan(a, b)
+    } else {
+        s.min_nan(a, b)
+    }
 }
 
 /// Max (or min) of `x`, NaN-propagating; `-inf` (`+inf`) for an empty slice.
@@ -94,32 +113,30 @@ fn extreme_vec<S: Simd>(s: S, x: &[S::E], want_max: bool) -> S::E {
     } else {
         S::E::INFINITY
     };
-    let pick = |a: S::V, b: S::V| {
-        if want_max {
-            s.max_nan(a, b)
-        } else {
-            s.min_nan(a, b)
-        }
-    };
     let mut acc = [s.splat(pad); 4];
     let mut i = 0;
     // SAFETY: as in `sum_vec`, every access stays inside `x`.
     unsafe {
         while i + 4 * l <= n {
             for (k, a) in acc.iter_mut().enumerate() {
-                *a = pick(*a, s.load(p.add(i + k * l)));
+                *a = pick(s, *a, s.load(p.add(i + k * l)), want_max);
             }
             i += 4 * l;
         }
         while i + l <= n {
-            acc[0] = pick(acc[0], s.load(p.add(i)));
+            acc[0] = pick(s, acc[0], s.load(p.add(i)), want_max);
             i += l;
         }
         if i < n {
-            acc[1] = pick(acc[1], s.load_tail(p.add(i), n - i, pad));
+            acc[1] = pick(s, acc[1], s.load_tail(p.add(i), n - i, pad), want_max);
         }
     }
-    let v = pick(pick(acc[0], acc[1]), pick(acc[2], acc[3]));
+    let v = pick(
+        s,
+        pick(s, acc[0], acc[1], want_max),
+        pick(s, acc[2], acc[3], want_max),
+        want_max,
+    );
     if s.any(s.is_nan(v)) {
         S::E::NAN
     } else if want_max {
@@ -478,6 +495,22 @@ fn max_and_sum_exp<S: Simd>(s: S, x: &[S::E]) -> (S::E, f64) {
     (m, s.w_sum(s.w_add(acc[0], acc[1])))
 }
 
+/// Loads `w <= LANES` elements, zero-padded.
+///
+/// # Safety
+/// `p` must be readable for `w` elements.
+#[inline(always)]
+unsafe fn load_upto<S: Simd>(s: S, p: *const S::E, w: usize) -> S::V {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if w == S::LANES {
+            s.load(p)
+        } else {
+            s.load_tail(p, w, S::E::ZERO)
+        }
+    }
+}
+
 /// `sum_j a_j * b_j` in `f64` (or `sum_j b_j` when `a` is `None`).
 #[inline(always)]
 fn dot_vec<S: Simd>(s: S, a: Option<&[S::E]>, b: &[S::E]) -> f64 {
@@ -485,28 +518,74 @@ fn dot_vec<S: Simd>(s: S, a: Option<&[S::E]>, b: &[S::E]) -> f64 {
     let n = b.len();
     let mut acc = s.w_zero();
     let mut i = 0;
-    let step = |acc: S::W, bv: S::V, av: Option<S::V>| match av {
-        Some(av) => s.w_mul_add(s.w_widen(av), s.w_widen(bv), acc),
-        None => s.w_add(acc, s.w_widen(bv)),
-    };
     // SAFETY: `a`, when given, has the length of `b` (same row); every access stays
-    // inside the rows.
+    // inside the rows (full vectors while i + l <= n, then a padded tail).
     unsafe {
-        while i + l <= n {
-            acc = step(
-                acc,
-                s.load(b.as_ptr().add(i)),
-                a.map(|a| s.load(a.as_ptr().add(i))),
-            );
+        while i < n {
+            let w = l.min(n - i);
+            let bv = s.w_widen(load_upto(s, b.as_ptr().add(i), w));
+            acc = match a {
+                Some(a) => s.w_mul_add(s.w_widen(load_upto(s, a.as_ptr().add(i), w)), bv, acc),
+                None => s.w_add(acc, bv),
+            };
             i += l;
-        }
-        if i < n {
-            let z = S::E::ZERO;
-            let bv = s.load_tail(b.as_ptr().add(i), n - i, z);
-            acc = step(acc, bv, a.map(|a| s.load_tail(a.as_ptr().add(i), n - i, z)));
         }
     }
     s.w_sum(acc)
+}
+
+/// `exp(x - m) * k` (softmax with `k = 1 / sum`; cross-entropy backward with `m = 0`).
+#[derive(Clone, Copy)]
+struct ExpShiftScale<V> {
+    m: V,
+    k: V,
+}
+
+impl<S: Simd> Map1<S> for ExpShiftScale<S::V> {
+    #[inline(always)]
+    fn call(self, s: S, x: S::V) -> S::V {
+        s.mul(s.exp(s.sub(x, self.m)), self.k)
+    }
+}
+
+/// `(x - m) - c` (log-softmax with `c = ln sum`).
+#[derive(Clone, Copy)]
+struct SubSub<V> {
+    m: V,
+    c: V,
+}
+
+impl<S: Simd> Map1<S> for SubSub<S::V> {
+    #[inline(always)]
+    fn call(self, s: S, x: S::V) -> S::V {
+        s.sub(s.sub(x, self.m), self.c)
+    }
+}
+
+/// `y * (g - dot)` (softmax backward).
+#[derive(Clone, Copy)]
+struct SoftmaxBack<V> {
+    dot: V,
+}
+
+impl<S: Simd> Map2<S> for SoftmaxBack<S::V> {
+    #[inline(always)]
+    fn call(self, s: S, y: S::V, g: S::V) -> S::V {
+        s.mul(y, s.sub(g, self.dot))
+    }
+}
+
+/// `g - exp(y) * sum` as `exp(y) * (-sum) + g` (log-softmax backward).
+#[derive(Clone, Copy)]
+struct LogSoftmaxBack<V> {
+    neg_sum: V,
+}
+
+impl<S: Simd> Map2<S> for LogSoftmaxBack<S::V> {
+    #[inline(always)]
+    fn call(self, s: S, y: S::V, g: S::V) -> S::V {
+        s.mul_add(s.exp(y), self.neg_sum, g)
+    }
 }
 
 impl<T: Float> WithSimd<T> for RowKernel<T> {
@@ -535,13 +614,13 @@ impl<T: Float> WithSimd<T> for RowKernel<T> {
                         let x = row(self.x);
                         let (m, sum) = max_and_sum_exp(s, x);
                         let (mv, inv) = (s.splat(m), s.splat(T::from_f64(1.0 / sum)));
-                        map1(s, x.as_ptr(), out, c, |v| s.mul(s.exp(s.sub(v, mv)), inv));
+                        map1(s, x.as_ptr(), out, c, ExpShiftScale { m: mv, k: inv });
                     }
                     RowOp::LogSoftmax | RowOp::CrossEntropy => {
                         let x = row(self.x);
                         let (m, sum) = max_and_sum_exp(s, x);
                         let (mv, lse) = (s.splat(m), s.splat(T::from_f64(sum.ln())));
-                        map1(s, x.as_ptr(), out, c, |v| s.sub(s.sub(v, mv), lse));
+                        map1(s, x.as_ptr(), out, c, SubSub { m: mv, c: lse });
                         if let RowOp::CrossEntropy = self.op {
                             let t = *self.index.get().add(r) as usize;
                             *self.per_row.get().add(r) = -*out.add(t);
@@ -550,22 +629,34 @@ impl<T: Float> WithSimd<T> for RowKernel<T> {
                     RowOp::SoftmaxBackward => {
                         let (y, g) = (row(self.x), row(self.y));
                         let dot = s.splat(T::from_f64(dot_vec(s, Some(y), g)));
-                        crate::cpu::simd::map2(s, y.as_ptr(), g.as_ptr(), out, c, |yv, gv| {
-                            s.mul(yv, s.sub(gv, dot))
-                        });
+                        map2(s, y.as_ptr(), g.as_ptr(), out, c, SoftmaxBack { dot });
                     }
                     RowOp::LogSoftmaxBackward => {
                         let (y, g) = (row(self.x), row(self.y));
                         let neg_sum = s.splat(T::from_f64(-dot_vec(s, None, g)));
-                        crate::cpu::simd::map2(s, y.as_ptr(), g.as_ptr(), out, c, |yv, gv| {
-                            s.mul_add(s.exp(yv), neg_sum, gv)
-                        });
+                        map2(
+                            s,
+                            y.as_ptr(),
+                            g.as_ptr(),
+                            out,
+                            c,
+                            LogSoftmaxBack { neg_sum },
+                        );
                     }
                     RowOp::CrossEntropyBackward => {
                         let lp = row(self.x);
                         let gl = *self.per_row.get().add(r);
                         let glv = s.splat(gl);
-                        map1(s, lp.as_ptr(), out, c, |v| s.mul(s.exp(v), glv));
+                        map1(
+                            s,
+                            lp.as_ptr(),
+                            out,
+                            c,
+                            ExpShiftScale {
+                                m: s.splat(T::ZERO),
+                                k: glv,
+                            },
+                        );
                         let t = *self.index.get().add(r) as usize;
                         *out.add(t) = *out.add(t) - gl;
                     }

@@ -488,10 +488,10 @@ impl<T: Float> Prepared<T> {
         if h >= self.hi {
             return self.bins + 1;
         }
-        let f = Sealed::floor((h - self.lo) * self.scale);
-        let f = if f < self.last_bin { f } else { self.last_bin };
-        let f = if T::ZERO > f { T::ZERO } else { f };
-        f.to_f64() as usize
+        let t = (h - self.lo) * self.scale;
+        let t = if t < self.last_bin { t } else { self.last_bin };
+        let t = if T::ZERO > t { T::ZERO } else { t };
+        Sealed::floor(t).to_f64() as usize
     }
 }
 
@@ -573,11 +573,30 @@ impl<T: Float> WithSimd<T> for ChunkKernel<'_, T> {
         let mut vmin = inf;
         let mut vmax = s.neg(inf);
         let (mut ws, mut wq) = (s.w_zero(), s.w_zero());
-        let (mut near_zero, mut saturated) = (0u64, 0u64);
+        let one = s.splat(T::ONE);
+        // Counts as float lanes (exact: at most CHUNK per lane, below 2^24).
+        let (mut near_zero, mut saturated) = (zero, zero);
+        // Lane j scatters into sub-histogram j % SUB_HISTS; that sub-histogram's
+        // offset is added to the (integral) bin index in the vector.
+        let mut offsets = [T::ZERO; simd::MAX_LANES];
+        for (j, o) in offsets.iter_mut().enumerate() {
+            *o = T::from_f64(((j % SUB_HISTS) * stride) as f64);
+        }
+        // SAFETY: `offsets` holds MAX_LANES >= LANES elements.
+        let offsets = unsafe { s.load(offsets.as_ptr()) };
+        let scratch = &mut scratch[..SUB_HISTS * stride];
         let mut idx = [0i32; simd::MAX_LANES];
         let mut rot = 0usize;
 
         let mut i = 0;
+        if l == 1 {
+            // The portable backend: plain scalar code with (mostly) predictable
+            // branches; the vector formulation below would branch on every select.
+            i = n;
+            for (j, &e) in x.iter().enumerate() {
+                acc.push(e, p, scratch, j & (SUB_HISTS - 1));
+            }
+        }
         while i + l <= n {
             // SAFETY: `i + l <= n`, so the load reads inside `x`.
             let v = unsafe { s.load(x.as_ptr().add(i)) };
@@ -596,19 +615,29 @@ impl<T: Float> WithSimd<T> for ChunkKernel<'_, T> {
             let d = s.w_sub(s.w_widen(v), shift_w);
             ws = s.w_add(ws, d);
             wq = s.w_mul_add(d, d, wq);
-            near_zero += u64::from(s.count(s.lt(a, nz)));
-            saturated += u64::from(s.count(s.gt(a, sat)));
+            near_zero = s.add(near_zero, s.select(s.lt(a, nz), one, zero));
+            saturated = s.add(saturated, s.select(s.gt(a, sat), one, zero));
 
             let h = if p.abs { a } else { v };
-            let f = s.floor(s.mul(s.sub(h, lo), scale));
-            let f = s.max(zero, s.min(f, last));
+            // Clamp into [0, last] first (min/max return their second operand for a
+            // NaN, so even a NaN would land on a valid slot), then floor.
+            let t = s.min(s.mul(s.sub(h, lo), scale), last);
+            let f = s.floor(s.max(zero, t));
             let f = s.select(s.lt(h, lo), below, f);
             let f = s.select(s.ge(h, hi), above, f);
-            // SAFETY: `idx` holds MAX_LANES >= LANES i32s; the lanes are integers in
-            // 0..=bins+1 (clamped above), within i32 since bins <= MAX_BINS.
+            let f = s.add(f, offsets);
+            // SAFETY: `idx` holds MAX_LANES >= LANES i32s; the lanes are integers below
+            // SUB_HISTS * stride (at most 8 * (MAX_BINS + 2)), within i32.
             unsafe { s.store_index(idx.as_mut_ptr(), f) };
-            for (j, &b) in idx[..l].iter().enumerate() {
-                scratch[((rot + j) & (SUB_HISTS - 1)) * stride + b as usize] += 1;
+            // Read the indices back from memory (cheap loads) rather than letting the
+            // compiler extract them lane by lane from the register (two uops each on
+            // one port, which made extraction the bottleneck).
+            let idx = std::hint::black_box(&idx);
+            for &b in &idx[..l] {
+                // SAFETY: each lane is a slot in 0..=bins+1 (clamped and selected above)
+                // plus its sub-histogram offset (j % SUB_HISTS) * stride, so it is below
+                // SUB_HISTS * stride = scratch.len().
+                unsafe { *scratch.get_unchecked_mut(b as usize) += 1 };
             }
             rot += l;
             i += l;
@@ -616,6 +645,8 @@ impl<T: Float> WithSimd<T> for ChunkKernel<'_, T> {
         for (j, &e) in x[i..].iter().enumerate() {
             acc.push(e, p, scratch, (rot + j) & (SUB_HISTS - 1));
         }
+        let near_zero = s.reduce_add(near_zero).to_f64() as u64;
+        let saturated = s.reduce_add(saturated).to_f64() as u64;
 
         let count = (n as u64) - acc.non_finite;
         let (vmin, vmax) = (s.reduce_min(vmin).to_f64(), s.reduce_max(vmax).to_f64());

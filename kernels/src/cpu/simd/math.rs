@@ -2,7 +2,8 @@
 //! [`Simd`] so the portable and the SIMD paths evaluate the same formulas.
 //!
 //! The polynomials are the classic single-precision minimax fits of the Cephes library
-//! (S. L. Moshier, public domain), with Cody–Waite argument reduction. Special values
+//! (S. L. Moshier, public domain; written here as the `f32` values they round to),
+//! with Cody–Waite argument reduction. Special values
 //! follow std: `exp` overflows to `inf` above ~88.72, underflows through the subnormals
 //! to `0` below ~-103.97; `ln(0) = -inf`, `ln(x < 0) = NaN`, `ln(inf) = inf`; `tanh`
 //! and `sigmoid` saturate to exactly ±1 / 0 / 1; NaN in gives NaN out.
@@ -22,7 +23,7 @@ use super::Simd;
 #[inline(always)]
 pub(crate) fn exp<S: Simd<E = f32>>(s: S, x: S::V) -> S::V {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_375; // 9 significant bits: n * LN2_HI is exact
+    const LN2_HI: f32 = 0.693_359_4; // = 0.693359375 exactly, 9 significant bits: n * LN2_HI is exact
     const LN2_LO: f32 = -2.121_944_4e-4;
     const P: [f32; 6] = [
         1.987_569_1e-4,
@@ -30,7 +31,7 @@ pub(crate) fn exp<S: Simd<E = f32>>(s: S, x: S::V) -> S::V {
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
-        5.000_000_1e-1,
+        5e-1,
     ];
     // Clamp so that n stays in the range ldexp accepts. min(hi, x) and max(lo, ..)
     // return their second operand when it is NaN, so NaN passes through. Beyond the
@@ -54,7 +55,7 @@ pub(crate) fn exp<S: Simd<E = f32>>(s: S, x: S::V) -> S::V {
 /// degree-9 polynomial; the result is `ln(1 + f) + e ln 2` with ln 2 in two parts.
 #[inline(always)]
 pub(crate) fn ln<S: Simd<E = f32>>(s: S, x: S::V) -> S::V {
-    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_HI: f32 = 0.693_359_4; // = 0.693359375 exactly
     const LN2_LO: f32 = -2.121_944_4e-4;
     const P: [f32; 9] = [
         7.037_683_6e-2,
@@ -65,7 +66,7 @@ pub(crate) fn ln<S: Simd<E = f32>>(s: S, x: S::V) -> S::V {
         -1.666_805_8e-1,
         2.000_071_4e-1,
         -2.499_999_4e-1,
-        3.333_333_1e-1,
+        3.333_333e-1,
     ];
     let (m, e) = s.frexp(x);
     let big = s.gt(m, s.splat(std::f32::consts::SQRT_2));
@@ -99,10 +100,10 @@ pub(crate) fn ln<S: Simd<E = f32>>(s: S, x: S::V) -> S::V {
 pub(crate) fn tanh<S: Simd<E = f32>>(s: S, x: S::V) -> S::V {
     const P: [f32; 5] = [
         -5.704_988_7e-3,
-        2.063_908_9e-2,
+        2.063_909e-2,
         -5.373_971_6e-2,
         1.333_144_2e-1,
-        -3.333_328_2e-1,
+        -3.333_328e-1,
     ];
     let a = s.abs(x);
     let z = s.mul(x, x);

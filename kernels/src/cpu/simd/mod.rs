@@ -91,7 +91,9 @@ pub(crate) mod sealed {
     use crate::cpu::dispatch::SimdLevel;
 
     /// Crate-internal operations of [`Float`]; not nameable outside the crate, which
-    /// seals `Float` to `f32` and `f64`.
+    /// seals `Float` to `f32` and `f64`. (`is_nan`/`is_finite` take `self` by value
+    /// like std's.)
+    #[allow(clippy::wrong_self_convention)]
     pub trait Sealed: Sized {
         /// NaN.
         const NAN: Self;
@@ -315,6 +317,24 @@ pub trait Simd: Copy + Send + Sync + 'static {
     }
 }
 
+/// A vector function of one argument, applied by [`map1`].
+///
+/// Kernels pass small `Copy` structs implementing this (with `call` marked
+/// `#[inline(always)]`) rather than closures: a closure is compiled as its own function,
+/// without the `#[target_feature]`s of the entry point, and when the compiler declines
+/// to inline it every SIMD operation inside becomes a function call. An
+/// `#[inline(always)]` method is always inlined.
+pub trait Map1<S: Simd>: Copy {
+    /// The function on one vector.
+    fn call(self, s: S, x: S::V) -> S::V;
+}
+
+/// A vector function of two arguments, applied by [`map2`] (see [`Map1`]).
+pub trait Map2<S: Simd>: Copy {
+    /// The function on one pair of vectors.
+    fn call(self, s: S, x: S::V, y: S::V) -> S::V;
+}
+
 /// Applies `f` to every element: `out[i] = f(a[i])` for `i < n`, a vector at a time
 /// with a padded tail. `out` may equal `a` (in-place), since each vector is loaded
 /// before it is stored.
@@ -323,12 +343,12 @@ pub trait Simd: Copy + Send + Sync + 'static {
 /// `a` must be readable and `out` writable for `n` elements; the two ranges either
 /// coincide exactly or do not overlap.
 #[inline(always)]
-pub(crate) unsafe fn map1<S: Simd>(
+pub(crate) unsafe fn map1<S: Simd, F: Map1<S>>(
     s: S,
     a: *const S::E,
     out: *mut S::E,
     n: usize,
-    f: impl Fn(S::V) -> S::V,
+    f: F,
 ) {
     let l = S::LANES;
     let mut i = 0;
@@ -336,11 +356,11 @@ pub(crate) unsafe fn map1<S: Simd>(
     // then a tail of n - i < l elements), within the ranges the caller vouches for.
     unsafe {
         while i + l <= n {
-            s.store(out.add(i), f(s.load(a.add(i))));
+            s.store(out.add(i), f.call(s, s.load(a.add(i))));
             i += l;
         }
         if i < n {
-            let v = f(s.load_tail(a.add(i), n - i, S::E::ZERO));
+            let v = f.call(s, s.load_tail(a.add(i), n - i, S::E::ZERO));
             s.store_tail(out.add(i), n - i, v);
         }
     }
@@ -352,25 +372,26 @@ pub(crate) unsafe fn map1<S: Simd>(
 /// `a`, `b` readable and `out` writable for `n` elements; `out` either coincides with
 /// an input or overlaps neither.
 #[inline(always)]
-pub(crate) unsafe fn map2<S: Simd>(
+pub(crate) unsafe fn map2<S: Simd, F: Map2<S>>(
     s: S,
     a: *const S::E,
     b: *const S::E,
     out: *mut S::E,
     n: usize,
-    f: impl Fn(S::V, S::V) -> S::V,
+    f: F,
 ) {
     let l = S::LANES;
     let mut i = 0;
     // SAFETY: as in `map1`, every access is at an offset below `n`.
     unsafe {
         while i + l <= n {
-            s.store(out.add(i), f(s.load(a.add(i)), s.load(b.add(i))));
+            s.store(out.add(i), f.call(s, s.load(a.add(i)), s.load(b.add(i))));
             i += l;
         }
         if i < n {
             let z = S::E::ZERO;
-            let v = f(
+            let v = f.call(
+                s,
                 s.load_tail(a.add(i), n - i, z),
                 s.load_tail(b.add(i), n - i, z),
             );
@@ -491,11 +512,32 @@ impl sealed::Sealed for f32 {
     }
     #[inline(always)]
     fn floor(self) -> Self {
-        f32::floor(self)
+        // Not `f32::floor`, which is a libm call on baseline x86-64 (no SSE4.1).
+        // From 2^23 on every f32 is an integer (and inf/NaN pass through).
+        if f32::abs(self) >= 8_388_608.0 || f32::is_nan(self) {
+            return self;
+        }
+        let t = self as i32 as f32;
+        let t = if t > self { t - 1.0 } else { t };
+        if t == self {
+            self // keeps -0.0
+        } else {
+            t
+        }
     }
     #[inline(always)]
     fn round_even(self) -> Self {
-        f32::round_ties_even(self)
+        // Adding and subtracting 2^23 rounds to an integer in the current (nearest,
+        // ties-to-even) mode; not `round_ties_even`, a libm call on baseline x86-64.
+        if f32::abs(self) >= 8_388_608.0 || f32::is_nan(self) {
+            return self;
+        }
+        let r = if self >= 0.0 {
+            (self + 8_388_608.0) - 8_388_608.0
+        } else {
+            (self - 8_388_608.0) + 8_388_608.0
+        };
+        r.copysign(self)
     }
     #[inline(always)]
     fn is_nan(self) -> bool {
@@ -577,11 +619,29 @@ impl sealed::Sealed for f64 {
     }
     #[inline(always)]
     fn floor(self) -> Self {
-        f64::floor(self)
+        // As for f32, without the libm call; from 2^52 on every f64 is an integer.
+        if f64::abs(self) >= 4_503_599_627_370_496.0 || f64::is_nan(self) {
+            return self;
+        }
+        let t = self as i64 as f64;
+        let t = if t > self { t - 1.0 } else { t };
+        if t == self {
+            self
+        } else {
+            t
+        }
     }
     #[inline(always)]
     fn round_even(self) -> Self {
-        f64::round_ties_even(self)
+        if f64::abs(self) >= 4_503_599_627_370_496.0 || f64::is_nan(self) {
+            return self;
+        }
+        let r = if self >= 0.0 {
+            (self + 4_503_599_627_370_496.0) - 4_503_599_627_370_496.0
+        } else {
+            (self - 4_503_599_627_370_496.0) + 4_503_599_627_370_496.0
+        };
+        r.copysign(self)
     }
     #[inline(always)]
     fn is_nan(self) -> bool {
@@ -635,5 +695,86 @@ impl sealed::Sealed for f64 {
         let e = f64::exp(-f64::abs(self));
         let num = if self < 0.0 { e } else { 1.0 };
         num / (1.0 + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sealed::Sealed;
+
+    /// The hand-written floor and round-to-even agree with std bit for bit.
+    #[test]
+    fn floor_and_round_even_match_std() {
+        let mut x32: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            8_388_607.5,
+            -8_388_607.5,
+        ];
+        x32.extend([
+            8_388_608.0,
+            1e30,
+            -1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+        ]);
+        let mut bits = 1u32;
+        while bits < 0x7f80_0000 {
+            x32.push(f32::from_bits(bits));
+            x32.push(-f32::from_bits(bits));
+            bits += 4099;
+        }
+        for &x in &x32 {
+            assert_eq!(
+                Sealed::floor(x).to_bits(),
+                x.floor().to_bits(),
+                "floor({x:e})"
+            );
+            assert_eq!(
+                Sealed::round_even(x).to_bits(),
+                x.round_ties_even().to_bits(),
+                "round({x:e})"
+            );
+        }
+        assert!(Sealed::floor(f32::NAN).is_nan() && Sealed::round_even(f32::NAN).is_nan());
+        for &x in &x32 {
+            let x = f64::from(x) * 1.000_000_1;
+            assert_eq!(
+                Sealed::floor(x).to_bits(),
+                x.floor().to_bits(),
+                "floor({x:e})"
+            );
+            assert_eq!(
+                Sealed::round_even(x).to_bits(),
+                x.round_ties_even().to_bits(),
+                "round({x:e})"
+            );
+        }
+        for x in [
+            4_503_599_627_370_495.5f64,
+            -4_503_599_627_370_495.5,
+            0.5,
+            -0.5,
+            2.5,
+            -2.5,
+        ] {
+            assert_eq!(
+                Sealed::floor(x).to_bits(),
+                x.floor().to_bits(),
+                "floor({x:e})"
+            );
+            assert_eq!(
+                Sealed::round_even(x).to_bits(),
+                x.round_ties_even().to_bits(),
+                "round({x:e})"
+            );
+        }
     }
 }
