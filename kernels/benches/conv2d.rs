@@ -15,12 +15,11 @@
 //! `cargo bench -p kernels --bench conv2d` (about 1.5 minutes); a filter such as
 //! `-- conv1` runs a subset.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use kernels::cpu::conv2d::{
     conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dParams, Conv2dShape,
 };
 use std::hint::black_box;
-use std::time::Duration;
 
 /// `(name, C_in, C_out, k, H = W)` of the lesson CNN's convolutions.
 const LAYERS: [(&str, usize, usize, usize, usize); 5] = [
@@ -106,12 +105,20 @@ fn bench_layers(c: &mut Criterion) {
     }
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(700));
-    targets = bench_layers
+/// `criterion_group!` defines an undocumented `pub fn`; keep it in its own module.
+#[allow(missing_docs)]
+mod group {
+    use super::bench_layers;
+    use criterion::{criterion_group, Criterion};
+    use std::time::Duration;
+
+    criterion_group! {
+        name = benches;
+        config = Criterion::default()
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_millis(700));
+        targets = bench_layers
+    }
 }
-criterion_main!(benches);
+criterion_main!(group::benches);

@@ -10,7 +10,7 @@
 //!   `C_in * kH * kW` or `C_out * kH * kW` terms), `1e-4` for the weight and bias
 //!   gradients, whose sums run over `N * H_out * W_out` terms.
 
-use kernels::cpu::conv2d::{self, reference, Conv2dParams, Conv2dShape};
+use kernels::cpu::conv2d::{self, reference, Conv2dAlgo, Conv2dParams, Conv2dShape};
 use kernels::cpu::dispatch::SimdLevel;
 use kernels::KernelError;
 
@@ -65,6 +65,13 @@ fn assert_close<T: Into<f64> + Copy>(what: &str, got: &[T], want: &[f64], bound:
     }
 }
 
+/// Every algorithm: each must agree with the reference on every shape.
+const ALGOS: [Conv2dAlgo; 3] = [
+    Conv2dAlgo::Auto,
+    Conv2dAlgo::Im2colGemm,
+    Conv2dAlgo::BatchLanes,
+];
+
 /// Everything one case needs: the shape, random operands and reference results.
 struct Case {
     shape: Conv2dShape,
@@ -85,10 +92,18 @@ impl Case {
         }
     }
 
-    /// Runs the fast kernels in f64 and f32 at `level` and compares with the reference.
+    /// Runs the fast kernels with every algorithm at `level`.
     fn check(&self, level: SimdLevel) {
+        for algo in ALGOS {
+            self.check_with(level, algo);
+        }
+    }
+
+    /// Runs the fast kernels in f64 and f32 at `level` with `algo` and compares with the
+    /// reference.
+    fn check_with(&self, level: SimdLevel, algo: Conv2dAlgo) {
         let s = &self.shape;
-        let ctx = format!("{s:?} at {level}");
+        let ctx = format!("{s:?} at {level} with {algo:?}");
         let mut y = vec![0.0; s.output_len()];
         let mut y_bound = y.clone();
         reference::conv2d_forward(s, &self.x, &self.w, Some(&self.b), &mut y).unwrap();
@@ -118,10 +133,11 @@ impl Case {
 
         // f64: the exact path.
         let mut out = vec![f64::NAN; s.output_len()];
-        conv2d::conv2d_forward_at(level, s, &self.x, &self.w, Some(&self.b), &mut out).unwrap();
+        conv2d::conv2d_forward_with(level, algo, s, &self.x, &self.w, Some(&self.b), &mut out)
+            .unwrap();
         assert_close(&format!("f64 forward {ctx}"), &out, &y, &y_bound, 1e-12);
         let mut out = vec![f64::NAN; s.input_len()];
-        conv2d::conv2d_backward_input_at(level, s, &self.gy, &self.w, &mut out).unwrap();
+        conv2d::conv2d_backward_input_with(level, algo, s, &self.gy, &self.w, &mut out).unwrap();
         assert_close(
             &format!("f64 grad input {ctx}"),
             &out,
@@ -133,8 +149,16 @@ impl Case {
             vec![f64::NAN; s.weight_len()],
             vec![f64::NAN; s.out_channels()],
         );
-        conv2d::conv2d_backward_weight_at(level, s, &self.x, &self.gy, &mut ow, Some(&mut ob))
-            .unwrap();
+        conv2d::conv2d_backward_weight_with(
+            level,
+            algo,
+            s,
+            &self.x,
+            &self.gy,
+            &mut ow,
+            Some(&mut ob),
+        )
+        .unwrap();
         assert_close(
             &format!("f64 grad weight {ctx}"),
             &ow,
@@ -152,16 +176,17 @@ impl Case {
             to_f32(&self.gy),
         );
         let mut out = vec![f32::NAN; s.output_len()];
-        conv2d::conv2d_forward_at(level, s, &x, &w, Some(&b), &mut out).unwrap();
+        conv2d::conv2d_forward_with(level, algo, s, &x, &w, Some(&b), &mut out).unwrap();
         assert_close(&format!("f32 forward {ctx}"), &out, &y, &y_bound, 2e-5);
         let mut out = vec![f32::NAN; s.input_len()];
-        conv2d::conv2d_backward_input_at(level, s, &gy, &w, &mut out).unwrap();
+        conv2d::conv2d_backward_input_with(level, algo, s, &gy, &w, &mut out).unwrap();
         assert_close(&format!("f32 grad input {ctx}"), &out, &gx, &gx_bound, 2e-5);
         let (mut ow, mut ob) = (
             vec![f32::NAN; s.weight_len()],
             vec![f32::NAN; s.out_channels()],
         );
-        conv2d::conv2d_backward_weight_at(level, s, &x, &gy, &mut ow, Some(&mut ob)).unwrap();
+        conv2d::conv2d_backward_weight_with(level, algo, s, &x, &gy, &mut ow, Some(&mut ob))
+            .unwrap();
         assert_close(&format!("f32 grad weight {ctx}"), &ow, &gw, &gw_bound, 1e-4);
         assert_close(&format!("f32 grad bias {ctx}"), &ob, &gb, &gb_bound, 1e-4);
 
@@ -169,7 +194,7 @@ impl Case {
         let mut y_nb = vec![0.0; s.output_len()];
         reference::conv2d_forward(s, &self.x, &self.w, None, &mut y_nb).unwrap();
         let mut out = vec![f32::NAN; s.output_len()];
-        conv2d::conv2d_forward_at(level, s, &x, &w, None, &mut out).unwrap();
+        conv2d::conv2d_forward_with(level, algo, s, &x, &w, None, &mut out).unwrap();
         assert_close(
             &format!("f32 forward without bias {ctx}"),
             &out,
@@ -178,7 +203,7 @@ impl Case {
             2e-5,
         );
         let mut ow = vec![f32::NAN; s.weight_len()];
-        conv2d::conv2d_backward_weight_at(level, s, &x, &gy, &mut ow, None).unwrap();
+        conv2d::conv2d_backward_weight_with(level, algo, s, &x, &gy, &mut ow, None).unwrap();
         assert_close(
             &format!("f32 grad weight without bias {ctx}"),
             &ow,
@@ -250,10 +275,13 @@ fn lesson_cnn_layers_match_reference() {
             padding: (k / 2, k / 2),
             ..Conv2dParams::default()
         };
-        let shape = Conv2dShape::new([3, cin, hw, hw], [cout, cin, k, k], params).unwrap();
-        let case = Case::new(shape, &mut rng);
-        for level in SimdLevel::available() {
-            case.check(level);
+        // 3 images: a partly filled vector; 20: one full vector of 16 and a tail.
+        for batch in [3, 20] {
+            let shape = Conv2dShape::new([batch, cin, hw, hw], [cout, cin, k, k], params).unwrap();
+            let case = Case::new(shape, &mut rng);
+            for level in SimdLevel::available() {
+                case.check(level);
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::im2col::{col2im_add, gather_group, im2col};
-use super::{images_per_chunk, with_scratch, Conv2dShape, ConvScalar};
+use super::{images_per_chunk, with_scratch, Conv2dAlgo, Conv2dShape, ConvScalar};
 use crate::cpu::dispatch::{self, SimdLevel};
 use crate::cpu::gemm::{MatMut, MatRef};
 use crate::error::Result;
@@ -41,6 +41,19 @@ pub fn conv2d_backward_input_at<T: ConvScalar>(
     weight: &[T],
     grad_input: &mut [T],
 ) -> Result<()> {
+    conv2d_backward_input_with(level, Conv2dAlgo::Auto, shape, grad_out, weight, grad_input)
+}
+
+/// [`conv2d_backward_input`] at an explicit SIMD level with an explicit algorithm (for
+/// tests and benchmarks).
+pub fn conv2d_backward_input_with<T: ConvScalar>(
+    level: SimdLevel,
+    algo: Conv2dAlgo,
+    shape: &Conv2dShape,
+    grad_out: &[T],
+    weight: &[T],
+    grad_input: &mut [T],
+) -> Result<()> {
     const OP: &str = "conv2d_backward_input";
     shape.check_output(OP, "grad_out", grad_out.len())?;
     shape.check_weight(OP, "weight", weight.len())?;
@@ -49,6 +62,11 @@ pub fn conv2d_backward_input_at<T: ConvScalar>(
         return Ok(());
     }
     let level = level.clamp_to_supported();
+    if algo.lanes(shape, level)
+        && T::lanes_backward_input(level, shape, grad_out, weight, grad_input)
+    {
+        return Ok(());
+    }
     let s = *shape;
     let (k, plane, opg) = (s.col_rows(), s.out_plane(), s.out_per_group());
     let nb_max = images_per_chunk(
@@ -138,6 +156,28 @@ pub fn conv2d_backward_weight_at<T: ConvScalar>(
     grad_weight: &mut [T],
     grad_bias: Option<&mut [T]>,
 ) -> Result<()> {
+    conv2d_backward_weight_with(
+        level,
+        Conv2dAlgo::Auto,
+        shape,
+        input,
+        grad_out,
+        grad_weight,
+        grad_bias,
+    )
+}
+
+/// [`conv2d_backward_weight`] at an explicit SIMD level with an explicit algorithm (for
+/// tests and benchmarks).
+pub fn conv2d_backward_weight_with<T: ConvScalar>(
+    level: SimdLevel,
+    algo: Conv2dAlgo,
+    shape: &Conv2dShape,
+    input: &[T],
+    grad_out: &[T],
+    grad_weight: &mut [T],
+    mut grad_bias: Option<&mut [T]>,
+) -> Result<()> {
     const OP: &str = "conv2d_backward_weight";
     shape.check_input(OP, "input", input.len())?;
     shape.check_output(OP, "grad_out", grad_out.len())?;
@@ -146,6 +186,19 @@ pub fn conv2d_backward_weight_at<T: ConvScalar>(
         shape.check_bias(OP, "grad_bias", gb.len())?;
     }
     let level = level.clamp_to_supported();
+    if shape.batch() > 0
+        && algo.lanes(shape, level)
+        && T::lanes_backward_weight(
+            level,
+            shape,
+            input,
+            grad_out,
+            grad_weight,
+            grad_bias.as_deref_mut(),
+        )
+    {
+        return Ok(());
+    }
     let s = *shape;
     let (k, plane, opg) = (s.col_rows(), s.out_plane(), s.out_per_group());
     let (n, wlen, cout) = (s.batch(), s.weight_len(), s.out_channels());

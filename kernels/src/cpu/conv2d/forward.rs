@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::im2col::{im2col, scatter_group};
-use super::{images_per_chunk, with_scratch, Conv2dShape, ConvScalar};
+use super::{images_per_chunk, with_scratch, Conv2dAlgo, Conv2dShape, ConvScalar};
 use crate::cpu::dispatch::{self, SimdLevel};
 use crate::cpu::gemm::{MatMut, MatRef};
 use crate::error::Result;
@@ -43,6 +43,20 @@ pub fn conv2d_forward_at<T: ConvScalar>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) -> Result<()> {
+    conv2d_forward_with(level, Conv2dAlgo::Auto, shape, input, weight, bias, out)
+}
+
+/// [`conv2d_forward`] at an explicit SIMD level with an explicit algorithm (for tests
+/// and benchmarks; [`Conv2dAlgo::Auto`] is what the other entry points use).
+pub fn conv2d_forward_with<T: ConvScalar>(
+    level: SimdLevel,
+    algo: Conv2dAlgo,
+    shape: &Conv2dShape,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) -> Result<()> {
     const OP: &str = "conv2d_forward";
     shape.check_input(OP, "input", input.len())?;
     shape.check_weight(OP, "weight", weight.len())?;
@@ -54,6 +68,9 @@ pub fn conv2d_forward_at<T: ConvScalar>(
         return Ok(());
     }
     let level = level.clamp_to_supported();
+    if algo.lanes(shape, level) && T::lanes_forward(level, shape, input, weight, bias, out) {
+        return Ok(());
+    }
     let s = *shape;
     let (k, plane, opg) = (s.col_rows(), s.out_plane(), s.out_per_group());
     let nb_max = images_per_chunk(

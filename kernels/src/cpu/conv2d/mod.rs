@@ -47,14 +47,16 @@
 mod backward;
 mod forward;
 mod im2col;
+mod lanes;
+mod lanes_kernels;
 mod params;
 pub mod reference;
 
 pub use backward::{
-    conv2d_backward_input, conv2d_backward_input_at, conv2d_backward_weight,
-    conv2d_backward_weight_at,
+    conv2d_backward_input, conv2d_backward_input_at, conv2d_backward_input_with,
+    conv2d_backward_weight, conv2d_backward_weight_at, conv2d_backward_weight_with,
 };
-pub use forward::{conv2d_forward, conv2d_forward_at};
+pub use forward::{conv2d_forward, conv2d_forward_at, conv2d_forward_with};
 pub use params::{Conv2dParams, Conv2dShape};
 
 use std::cell::Cell;
@@ -81,6 +83,35 @@ mod sealed {
 
         /// This thread's reusable scratch buffer.
         fn scratch() -> &'static LocalKey<Cell<Vec<Self>>>;
+
+        /// The batch-in-lanes forward pass, or `false` if this type has none.
+        fn lanes_forward(
+            level: SimdLevel,
+            s: &Conv2dShape,
+            input: &[Self],
+            weight: &[Self],
+            bias: Option<&[Self]>,
+            out: &mut [Self],
+        ) -> bool;
+
+        /// The batch-in-lanes input gradient, or `false` if this type has none.
+        fn lanes_backward_input(
+            level: SimdLevel,
+            s: &Conv2dShape,
+            grad_out: &[Self],
+            weight: &[Self],
+            grad_input: &mut [Self],
+        ) -> bool;
+
+        /// The batch-in-lanes weight gradient, or `false` if this type has none.
+        fn lanes_backward_weight(
+            level: SimdLevel,
+            s: &Conv2dShape,
+            input: &[Self],
+            grad_out: &[Self],
+            grad_weight: &mut [Self],
+            grad_bias: Option<&mut [Self]>,
+        ) -> bool;
     }
 
     thread_local! {
@@ -103,6 +134,41 @@ mod sealed {
         fn scratch() -> &'static LocalKey<Cell<Vec<f32>>> {
             &SCRATCH_F32
         }
+
+        fn lanes_forward(
+            level: SimdLevel,
+            s: &Conv2dShape,
+            input: &[f32],
+            weight: &[f32],
+            bias: Option<&[f32]>,
+            out: &mut [f32],
+        ) -> bool {
+            lanes::forward(level, s, input, weight, bias, out);
+            true
+        }
+
+        fn lanes_backward_input(
+            level: SimdLevel,
+            s: &Conv2dShape,
+            grad_out: &[f32],
+            weight: &[f32],
+            grad_input: &mut [f32],
+        ) -> bool {
+            lanes::backward_input(level, s, grad_out, weight, grad_input);
+            true
+        }
+
+        fn lanes_backward_weight(
+            level: SimdLevel,
+            s: &Conv2dShape,
+            input: &[f32],
+            grad_out: &[f32],
+            grad_weight: &mut [f32],
+            grad_bias: Option<&mut [f32]>,
+        ) -> bool {
+            lanes::backward_weight(level, s, input, grad_out, grad_weight, grad_bias);
+            true
+        }
     }
 
     impl Sealed for f64 {
@@ -119,6 +185,66 @@ mod sealed {
 
         fn scratch() -> &'static LocalKey<Cell<Vec<f64>>> {
             &SCRATCH_F64
+        }
+
+        fn lanes_forward(
+            _: SimdLevel,
+            _: &Conv2dShape,
+            _: &[f64],
+            _: &[f64],
+            _: Option<&[f64]>,
+            _: &mut [f64],
+        ) -> bool {
+            false
+        }
+
+        fn lanes_backward_input(
+            _: SimdLevel,
+            _: &Conv2dShape,
+            _: &[f64],
+            _: &[f64],
+            _: &mut [f64],
+        ) -> bool {
+            false
+        }
+
+        fn lanes_backward_weight(
+            _: SimdLevel,
+            _: &Conv2dShape,
+            _: &[f64],
+            _: &[f64],
+            _: &mut [f64],
+            _: Option<&mut [f64]>,
+        ) -> bool {
+            false
+        }
+    }
+}
+
+/// Which algorithm a convolution kernel runs (see the module docs). Results agree to
+/// rounding whichever is used; the choice only affects speed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Conv2dAlgo {
+    /// Batch-in-lanes for f32 on AVX2/AVX-512 when [`Conv2dShape`] describes small
+    /// feature maps (padded input of at most 4096 values per image, weight of at most
+    /// 65536 values, batch of at least 8), otherwise im2col + gemm. What the plain
+    /// entry points use.
+    #[default]
+    Auto,
+    /// im2col + gemm on chunks of images (the only algorithm for f64).
+    Im2colGemm,
+    /// 16 images per SIMD vector with a direct kernel (f32 only; f64 falls back to
+    /// im2col + gemm). Any shape works, but large feature maps are faster with im2col.
+    BatchLanes,
+}
+
+impl Conv2dAlgo {
+    /// Whether to run the batch-in-lanes kernels for `shape` at `level` (a clamped level).
+    fn lanes(self, shape: &Conv2dShape, level: SimdLevel) -> bool {
+        match self {
+            Conv2dAlgo::Auto => level >= SimdLevel::Avx2Fma && lanes::preferred(shape),
+            Conv2dAlgo::Im2colGemm => false,
+            Conv2dAlgo::BatchLanes => true,
         }
     }
 }

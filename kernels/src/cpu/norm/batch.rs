@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::simd::{acc_sums_pos, grad_input_pos, grad_sums_pos, normalize_pos, Prims};
+use super::simd::{acc_sums_pos, grad_input_pos, grad_sums_pos, normalize_pos, Prims, Runs};
 use super::{
     check_eps, check_len, check_opt, mean_invstd, Affine, NormGrads, NormScalar, NormStats,
     NormStatsMut, RunningStats, RunningStatsMut,
@@ -126,6 +126,16 @@ fn segment<'a, T>(x: &'a [T], shape: &BatchNormShape, plan: &Plan, u: usize, i: 
     &x[(i * shape.c + c0) * shape.s..][..len * shape.s]
 }
 
+/// Channel `c`'s values: `N` runs of `S`.
+fn channel_runs(shape: &BatchNormShape, c: usize) -> Runs {
+    Runs {
+        first: c * shape.s,
+        len: shape.s,
+        stride: shape.c * shape.s,
+        count: shape.n,
+    }
+}
+
 /// Splits `data` into per-unit lists of mutable segments (one per sample), so that units
 /// can write their channels in parallel without aliasing.
 fn segments_mut<'a, T>(
@@ -221,10 +231,7 @@ pub fn batch_norm_forward_train_at<T: NormScalar>(
             let beta = |k: usize| value(affine.beta, c0 + k, T::ZERO);
             if !plan.positions {
                 let shift = x[c0 * s].to_f64();
-                let (sum, sq) = segs.clone().fold((0.0, 0.0), |(a, b), seg| {
-                    let (da, db) = T::shifted_sums(level, seg, shift);
-                    (a + da, b + db)
-                });
+                let (sum, sq) = T::shifted_sums(level, x, channel_runs(shape, c0), shift);
                 let (mean, invstd) = mean_invstd(shift, sum, sq, count, eps);
                 let scale = T::from_f64(gamma(0).to_f64() * invstd);
                 for (seg, out) in segs.zip(outs) {
@@ -577,13 +584,7 @@ fn backward<T: NormScalar, const TRAIN: bool>(
             let gs = (0..shape.n).map(|i| segment(grad_out, shape, &plan, u, i));
             if !plan.positions {
                 let mean = saved.mean[c0].to_f64();
-                let (sg, sgd) = gs
-                    .clone()
-                    .zip(xs.clone())
-                    .fold((0.0, 0.0), |(a, b), (g, x)| {
-                        let (da, db) = T::grad_sums(level, g, x, mean);
-                        (a + da, b + db)
-                    });
+                let (sg, sgd) = T::grad_sums(level, grad_out, x, channel_runs(shape, c0), mean);
                 let coef = coefficients(c0, sg, sgd);
                 for ((g, x), gx) in gs.zip(xs).zip(gxs) {
                     T::grad_input(level, g, x, gx, coef);
