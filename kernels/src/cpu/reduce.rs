@@ -462,9 +462,13 @@ impl<T: Float> RowKernel<T> {
     }
 }
 
-/// `log(sum_j exp(x_j - m))` pieces for one row: returns the row max and the `f64` sum.
+/// The row maximum `m` and `sum_j exp(x_j - m)` in `f64`; with `store`, also writes
+/// `exp(x_j - m)` there (softmax then only rescales, computing each `exp` once).
+///
+/// # Safety
+/// `store`, when given, must be writable for `x.len()` elements and not overlap `x`.
 #[inline(always)]
-fn max_and_sum_exp<S: Simd>(s: S, x: &[S::E]) -> (S::E, f64) {
+unsafe fn max_and_sum_exp<S: Simd>(s: S, x: &[S::E], store: Option<*mut S::E>) -> (S::E, f64) {
     let m = extreme_vec(s, x, true);
     let mv = s.splat(m);
     let l = S::LANES;
@@ -472,24 +476,35 @@ fn max_and_sum_exp<S: Simd>(s: S, x: &[S::E]) -> (S::E, f64) {
     let p = x.as_ptr();
     let mut acc = [s.w_zero(); 2];
     let mut i = 0;
-    // SAFETY: every access stays inside `x` (full vectors, then a padded tail).
+    // SAFETY: every access stays inside `x` and `store` (same length, by the caller):
+    // full vectors, then a padded tail.
     unsafe {
         while i + 2 * l <= n {
             for (k, a) in acc.iter_mut().enumerate() {
                 let e = s.exp(s.sub(s.load(p.add(i + k * l)), mv));
+                if let Some(o) = store {
+                    s.store(o.add(i + k * l), e);
+                }
                 *a = s.w_add(*a, s.w_widen(e));
             }
             i += 2 * l;
         }
         while i + l <= n {
             let e = s.exp(s.sub(s.load(p.add(i)), mv));
+            if let Some(o) = store {
+                s.store(o.add(i), e);
+            }
             acc[0] = s.w_add(acc[0], s.w_widen(e));
             i += l;
         }
         if i < n {
             // Padding lanes hold -inf, whose exp is 0 (for a finite max).
             let v = s.load_tail(p.add(i), n - i, S::E::NEG_INFINITY);
-            acc[1] = s.w_add(acc[1], s.w_widen(s.exp(s.sub(v, mv))));
+            let e = s.exp(s.sub(v, mv));
+            if let Some(o) = store {
+                s.store_tail(o.add(i), n - i, e);
+            }
+            acc[1] = s.w_add(acc[1], s.w_widen(e));
         }
     }
     (m, s.w_sum(s.w_add(acc[0], acc[1])))
@@ -534,7 +549,7 @@ fn dot_vec<S: Simd>(s: S, a: Option<&[S::E]>, b: &[S::E]) -> f64 {
     s.w_sum(acc)
 }
 
-/// `exp(x - m) * k` (softmax with `k = 1 / sum`; cross-entropy backward with `m = 0`).
+/// `exp(x - m) * k` (cross-entropy backward, with `m = 0`).
 #[derive(Clone, Copy)]
 struct ExpShiftScale<V> {
     m: V,
@@ -545,6 +560,19 @@ impl<S: Simd> Map1<S> for ExpShiftScale<S::V> {
     #[inline(always)]
     fn call(self, s: S, x: S::V) -> S::V {
         s.mul(s.exp(s.sub(x, self.m)), self.k)
+    }
+}
+
+/// `x * k` (softmax normalisation).
+#[derive(Clone, Copy)]
+struct Scale<V> {
+    k: V,
+}
+
+impl<S: Simd> Map1<S> for Scale<S::V> {
+    #[inline(always)]
+    fn call(self, s: S, x: S::V) -> S::V {
+        s.mul(x, self.k)
     }
 }
 
@@ -612,13 +640,13 @@ impl<T: Float> WithSimd<T> for RowKernel<T> {
                     }
                     RowOp::Softmax => {
                         let x = row(self.x);
-                        let (m, sum) = max_and_sum_exp(s, x);
-                        let (mv, inv) = (s.splat(m), s.splat(T::from_f64(1.0 / sum)));
-                        map1(s, x.as_ptr(), out, c, ExpShiftScale { m: mv, k: inv });
+                        let (_, sum) = max_and_sum_exp(s, x, Some(out));
+                        let k = s.splat(T::from_f64(1.0 / sum));
+                        map1(s, out, out, c, Scale { k });
                     }
                     RowOp::LogSoftmax | RowOp::CrossEntropy => {
                         let x = row(self.x);
-                        let (m, sum) = max_and_sum_exp(s, x);
+                        let (m, sum) = max_and_sum_exp(s, x, None);
                         let (mv, lse) = (s.splat(m), s.splat(T::from_f64(sum.ln())));
                         map1(s, x.as_ptr(), out, c, SubSub { m: mv, c: lse });
                         if let RowOp::CrossEntropy = self.op {

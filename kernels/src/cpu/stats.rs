@@ -573,7 +573,6 @@ impl<T: Float> WithSimd<T> for ChunkKernel<'_, T> {
         let mut vmin = inf;
         let mut vmax = s.neg(inf);
         let (mut ws, mut wq) = (s.w_zero(), s.w_zero());
-        let one = s.splat(T::ONE);
         // Counts as float lanes (exact: at most CHUNK per lane, below 2^24).
         let (mut near_zero, mut saturated) = (zero, zero);
         // Lane j scatters into sub-histogram j % SUB_HISTS; that sub-histogram's
@@ -615,8 +614,8 @@ impl<T: Float> WithSimd<T> for ChunkKernel<'_, T> {
             let d = s.w_sub(s.w_widen(v), shift_w);
             ws = s.w_add(ws, d);
             wq = s.w_mul_add(d, d, wq);
-            near_zero = s.add(near_zero, s.select(s.lt(a, nz), one, zero));
-            saturated = s.add(saturated, s.select(s.gt(a, sat), one, zero));
+            near_zero = s.add_one_where(near_zero, s.lt(a, nz));
+            saturated = s.add_one_where(saturated, s.gt(a, sat));
 
             let h = if p.abs { a } else { v };
             // Clamp into [0, last] first (min/max return their second operand for a

@@ -20,8 +20,27 @@ use super::Simd;
 ///
 /// `x = n ln2 + r` with `n = round(x / ln 2)` and `|r| <= ln2 / 2` (ln 2 split in two
 /// parts so `r` is exact); `e^r` from a degree-7 polynomial; the result is `e^r * 2^n`.
+///
+/// Results below the smallest normal float (`x < ln(f32::MIN_POSITIVE)`) are subnormal
+/// or zero, and computing them costs a microcode assist per instruction on x86. Those
+/// only take the exact path when a lane really lands among the subnormals
+/// (`-103.98 < x < -87.34`, rare); lanes below that are simply 0, so e.g. the `-inf`
+/// padding of a softmax row stays on the fast path.
 #[inline(always)]
 pub(crate) fn exp<S: Simd<E = f32>>(s: S, x: S::V) -> S::V {
+    // ln(f32::MIN_POSITIVE) rounded up: from here on e^x is a normal float.
+    const MIN_NORMAL_ARG: f32 = -87.336_54;
+    const MIN_ARG: f32 = -104.0;
+    let tiny = s.lt(x, s.splat(MIN_NORMAL_ARG));
+    if s.any(s.and(tiny, s.ge(x, s.splat(MIN_ARG)))) {
+        return exp_clamped(s, x, MIN_ARG);
+    }
+    s.select(tiny, s.splat(0.0), exp_clamped(s, x, MIN_NORMAL_ARG))
+}
+
+/// `e^x` for `x` clamped to `[lo, 89]` (NaN passes through).
+#[inline(always)]
+fn exp_clamped<S: Simd<E = f32>>(s: S, x: S::V, lo: f32) -> S::V {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4; // = 0.693359375 exactly, 9 significant bits: n * LN2_HI is exact
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -34,9 +53,9 @@ pub(crate) fn exp<S: Simd<E = f32>>(s: S, x: S::V) -> S::V {
         5e-1,
     ];
     // Clamp so that n stays in the range ldexp accepts. min(hi, x) and max(lo, ..)
-    // return their second operand when it is NaN, so NaN passes through. Beyond the
-    // clamp the result is already inf (x > 88.73) or 0 (x < -103.98).
-    let x = s.max(s.splat(-104.0), s.min(s.splat(89.0), x));
+    // return their second operand when it is NaN, so NaN passes through. Beyond 89
+    // the result is already inf; below -104 it is 0.
+    let x = s.max(s.splat(lo), s.min(s.splat(89.0), x));
     let n = s.round(s.mul(x, s.splat(LOG2E)));
     let r = s.mul_add(n, s.splat(-LN2_HI), x);
     let r = s.mul_add(n, s.splat(-LN2_LO), r);

@@ -221,6 +221,8 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn any(self, m: Self::M) -> bool;
     /// Number of set lanes.
     fn count(self, m: Self::M) -> u32;
+    /// `acc + 1` in the lanes set in `m`, `acc` elsewhere (per-lane counting).
+    fn add_one_where(self, acc: Self::V, m: Self::M) -> Self::V;
 
     /// `p * 2^n` for integral `n` with `-252 <= n <= 254` (f32); overflow gives
     /// infinity and underflow rounds correctly into subnormals or zero.
@@ -284,37 +286,18 @@ pub trait Simd: Copy + Send + Sync + 'static {
         self.select(self.is_nan(a), a, self.min(a, b))
     }
 
-    /// Loads `n < LANES` elements, filling the other lanes with `pad`.
+    /// Loads `n <= LANES` elements, filling the other lanes with `pad` (masked loads
+    /// on x86: no access beyond `n` elements).
     ///
     /// # Safety
     /// `p` must be valid for reading `n` elements and `n <= LANES`.
-    #[inline(always)]
-    unsafe fn load_tail(self, p: *const Self::E, n: usize, pad: Self::E) -> Self::V {
-        debug_assert!(n <= Self::LANES);
-        let mut buf = [pad; MAX_LANES];
-        // SAFETY: the caller guarantees `p` is readable for `n` elements; `buf` holds
-        // MAX_LANES >= LANES >= n elements and does not overlap `p`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
-            self.load(buf.as_ptr())
-        }
-    }
+    unsafe fn load_tail(self, p: *const Self::E, n: usize, pad: Self::E) -> Self::V;
 
-    /// Stores the first `n < LANES` lanes of `v`.
+    /// Stores the first `n <= LANES` lanes of `v`.
     ///
     /// # Safety
     /// `p` must be valid for writing `n` elements and `n <= LANES`.
-    #[inline(always)]
-    unsafe fn store_tail(self, p: *mut Self::E, n: usize, v: Self::V) {
-        debug_assert!(n <= Self::LANES);
-        let mut buf = [Self::E::ZERO; MAX_LANES];
-        // SAFETY: `buf` holds MAX_LANES >= LANES elements; the caller guarantees `p` is
-        // writable for `n <= LANES` elements, and `buf` is a local that cannot overlap.
-        unsafe {
-            self.store(buf.as_mut_ptr(), v);
-            std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
-        }
-    }
+    unsafe fn store_tail(self, p: *mut Self::E, n: usize, v: Self::V);
 }
 
 /// A vector function of one argument, applied by [`map1`].

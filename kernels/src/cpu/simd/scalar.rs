@@ -34,6 +34,22 @@ impl<T: Float> Simd for Scalar<T> {
         unsafe { p.write(v) }
     }
     #[inline(always)]
+    unsafe fn load_tail(self, p: *const T, n: usize, pad: T) -> T {
+        if n == 0 {
+            pad
+        } else {
+            // SAFETY: the caller guarantees `p` is readable for `n >= 1` elements.
+            unsafe { p.read() }
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_tail(self, p: *mut T, n: usize, v: T) {
+        if n > 0 {
+            // SAFETY: the caller guarantees `p` is writable for `n >= 1` elements.
+            unsafe { p.write(v) }
+        }
+    }
+    #[inline(always)]
     fn splat(self, x: T) -> T {
         x
     }
@@ -144,6 +160,14 @@ impl<T: Float> Simd for Scalar<T> {
     #[inline(always)]
     fn count(self, m: bool) -> u32 {
         u32::from(m)
+    }
+    #[inline(always)]
+    fn add_one_where(self, acc: T, m: bool) -> T {
+        if m {
+            acc + T::ONE
+        } else {
+            acc
+        }
     }
     #[inline(always)]
     fn ldexp(self, p: T, n: T) -> T {

@@ -95,6 +95,25 @@ impl Simd for Avx512 {
         unsafe { _mm512_storeu_ps(p, v) }
     }
     #[inline(always)]
+    unsafe fn load_tail(self, p: *const f32, n: usize, pad: f32) -> __m512 {
+        // SAFETY: the token proves AVX-512F; the masked load reads only the first
+        // `n <= 16` floats, which the caller guarantees are readable (masked-off lanes
+        // do not fault).
+        unsafe {
+            let k: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+            _mm512_mask_loadu_ps(_mm512_set1_ps(pad), k, p)
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_tail(self, p: *mut f32, n: usize, v: __m512) {
+        // SAFETY: the token proves AVX-512F; the masked store writes only the first
+        // `n <= 16` floats, which the caller guarantees are writable.
+        unsafe {
+            let k: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+            _mm512_mask_storeu_ps(p, k, v)
+        }
+    }
+    #[inline(always)]
     fn splat(self, x: f32) -> __m512 {
         // SAFETY: the token proves AVX-512F.
         unsafe { _mm512_set1_ps(x) }
@@ -218,6 +237,11 @@ impl Simd for Avx512 {
     #[inline(always)]
     fn count(self, m: __mmask16) -> u32 {
         m.count_ones()
+    }
+    #[inline(always)]
+    fn add_one_where(self, acc: __m512, m: __mmask16) -> __m512 {
+        // SAFETY: the token proves AVX-512F.
+        unsafe { _mm512_mask_add_ps(acc, m, acc, _mm512_set1_ps(1.0)) }
     }
     #[inline(always)]
     fn ldexp(self, p: __m512, n: __m512) -> __m512 {
@@ -344,6 +368,19 @@ macro_rules! reduce128 {
     }};
 }
 
+/// Lanes `0..n` set (all bits), for AVX2 masked loads and stores (`n <= 8`).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline(always)]
+unsafe fn avx2_tail_mask(n: usize) -> __m256i {
+    // SAFETY: the caller guarantees AVX2.
+    unsafe {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes)
+    }
+}
+
 impl Simd for Avx2 {
     type E = f32;
     type V = __m256;
@@ -360,6 +397,23 @@ impl Simd for Avx2 {
     unsafe fn store(self, p: *mut f32, v: __m256) {
         // SAFETY: the token proves AVX2; the caller guarantees 8 writable floats.
         unsafe { _mm256_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn load_tail(self, p: *const f32, n: usize, pad: f32) -> __m256 {
+        // SAFETY: the token proves AVX2; `maskload` reads only the lanes whose mask is
+        // set (the first `n <= 8`, which the caller guarantees are readable) and does
+        // not fault on the others, which are then filled with `pad`.
+        unsafe {
+            let m = avx2_tail_mask(n);
+            let v = _mm256_maskload_ps(p, m);
+            _mm256_blendv_ps(_mm256_set1_ps(pad), v, _mm256_castsi256_ps(m))
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_tail(self, p: *mut f32, n: usize, v: __m256) {
+        // SAFETY: the token proves AVX2; `maskstore` writes only the first `n <= 8`
+        // lanes, which the caller guarantees are writable.
+        unsafe { _mm256_maskstore_ps(p, avx2_tail_mask(n), v) }
     }
     #[inline(always)]
     fn splat(self, x: f32) -> __m256 {
@@ -485,6 +539,11 @@ impl Simd for Avx2 {
     fn count(self, m: __m256) -> u32 {
         // SAFETY: the token proves AVX2.
         unsafe { (_mm256_movemask_ps(m) as u32).count_ones() }
+    }
+    #[inline(always)]
+    fn add_one_where(self, acc: __m256, m: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2. The mask lanes are all-ones or zero.
+        unsafe { _mm256_add_ps(acc, _mm256_and_ps(m, _mm256_set1_ps(1.0))) }
     }
     #[inline(always)]
     fn ldexp(self, p: __m256, n: __m256) -> __m256 {
