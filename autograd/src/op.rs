@@ -375,6 +375,21 @@ pub enum Op {
         /// The validated geometry.
         shape: kernels::cpu::conv2d::Conv2dShape,
     },
+    /// Batch or group normalisation through the kernels crate.
+    Norm {
+        /// Which normalisation, with its geometry.
+        kind: crate::ops::norm::NormKind,
+        /// Input `[N, C, ...]`.
+        input: Var,
+        /// Optional per-channel scale `[C]`.
+        gamma: Option<Var>,
+        /// Optional per-channel shift `[C]`.
+        beta: Option<Var>,
+        /// Saved per-group mean (running mean in evaluation mode).
+        mean: Tensor,
+        /// Saved per-group `1 / sqrt(var + eps)`.
+        invstd: Tensor,
+    },
     /// A user-defined op.
     Custom {
         /// Operands.
@@ -428,6 +443,11 @@ impl Op {
             Op::BceWithLogits { .. } => "binary_cross_entropy_with_logits",
             Op::Mse { .. } => "mse",
             Op::Conv2d { .. } => "conv2d",
+            Op::Norm { kind, .. } => match kind {
+                crate::ops::norm::NormKind::BatchTrain(_) => "batch_norm",
+                crate::ops::norm::NormKind::BatchEval(_) => "batch_norm_eval",
+                crate::ops::norm::NormKind::Group(_) => "group_norm",
+            },
             Op::Custom { rule, .. } => rule.name(),
         }
     }
@@ -435,6 +455,14 @@ impl Op {
     /// The op's inputs, in order.
     pub fn inputs(&self) -> Vec<&Var> {
         match self {
+            Op::Norm {
+                input, gamma, beta, ..
+            } => {
+                let mut v = vec![input];
+                v.extend(gamma.as_ref());
+                v.extend(beta.as_ref());
+                v
+            }
             Op::Conv2d {
                 input,
                 weight,
@@ -486,6 +514,14 @@ impl Op {
     /// Consumes the op, returning its inputs (used to free long chains iteratively).
     pub(crate) fn into_inputs(self) -> Vec<Var> {
         match self {
+            Op::Norm {
+                input, gamma, beta, ..
+            } => {
+                let mut v = vec![input];
+                v.extend(gamma);
+                v.extend(beta);
+                v
+            }
             Op::Conv2d {
                 input,
                 weight,
@@ -823,6 +859,31 @@ impl Op {
                 out.extend(gw.map(|gw| (weight, gw)));
                 if let (Some(b), Some(gb)) = (bias, gb) {
                     out.push((b, gb));
+                }
+            }
+            Op::Norm {
+                kind,
+                input,
+                gamma,
+                beta,
+                mean,
+                invstd,
+            } => {
+                let (gx, gg, gb) = crate::ops::norm::norm_backward(
+                    *kind,
+                    input,
+                    gamma.as_ref(),
+                    beta.as_ref(),
+                    mean,
+                    invstd,
+                    g,
+                )?;
+                out.extend(gx.map(|gx| (input, gx)));
+                if let (Some(p), Some(gp)) = (gamma, gg) {
+                    out.push((p, gp));
+                }
+                if let (Some(p), Some(gp)) = (beta, gb) {
+                    out.push((p, gp));
                 }
             }
             Op::Custom { inputs, rule } => {

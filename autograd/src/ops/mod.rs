@@ -7,6 +7,7 @@ pub mod index;
 pub mod join;
 pub mod linalg;
 pub mod loss;
+pub mod norm;
 pub mod reduce;
 mod slices;
 pub mod softmax;

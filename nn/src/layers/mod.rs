@@ -7,6 +7,7 @@ mod conv;
 mod dropout;
 mod embedding;
 mod linear;
+mod norm;
 mod pool;
 mod shape;
 
@@ -16,6 +17,7 @@ pub use conv::{Conv2d, Conv2dOptions};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
+pub use norm::{BatchNorm, GroupNorm, RunningBatchNorm};
 pub use pool::AdaptiveAvgPool2d;
 pub use shape::Flatten;
 
