@@ -264,6 +264,12 @@ impl Layout {
         if &self.shape == target {
             return Ok(self.clone());
         }
+        if target.checked_elem_count().is_none() {
+            return Err(TensorError::invalid(
+                op,
+                format!("shape {target} has more elements than usize can count"),
+            ));
+        }
         let rank = target.rank();
         let src_rank = self.shape.rank();
         let err = || TensorError::Broadcast {

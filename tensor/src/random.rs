@@ -12,11 +12,20 @@ use crate::dtype::DType;
 use crate::error::{Result, TensorError};
 use crate::shape::Shape;
 use crate::storage::CpuStorage;
-use crate::tensor::check_device;
+use crate::tensor::{check_device, filled};
 use crate::{Device, Tensor};
 
-fn sample<T, D: Distribution<T>, R: Rng + ?Sized>(d: &D, n: usize, rng: &mut R) -> Vec<T> {
-    (0..n).map(|_| d.sample(rng)).collect()
+/// `shape.elem_count()` draws from `d`, in order; errors (naming `op`) if the tensor
+/// cannot be allocated.
+fn sample<T: Clone + Default, D: Distribution<T>, R: Rng + ?Sized>(
+    d: &D,
+    shape: &Shape,
+    rng: &mut R,
+    op: &'static str,
+) -> Result<Vec<T>> {
+    let mut v = filled(shape, T::default(), op)?;
+    v.iter_mut().for_each(|x| *x = d.sample(rng));
+    Ok(v)
 }
 
 impl Tensor {
@@ -41,17 +50,22 @@ impl Tensor {
         const OP: &str = "rand_uniform";
         check_device(device, OP)?;
         let shape = shape.into();
-        let n = shape.elem_count();
         let bad = |e: rand::distr::uniform::Error| {
             TensorError::invalid(OP, format!("invalid range [{lo}, {hi}): {e}"))
         };
         let storage = match dtype {
             DType::F32 => CpuStorage::F32(sample(
                 &Uniform::new(lo as f32, hi as f32).map_err(bad)?,
-                n,
+                &shape,
                 rng,
-            )),
-            DType::F64 => CpuStorage::F64(sample(&Uniform::new(lo, hi).map_err(bad)?, n, rng)),
+                OP,
+            )?),
+            DType::F64 => CpuStorage::F64(sample(
+                &Uniform::new(lo, hi).map_err(bad)?,
+                &shape,
+                rng,
+                OP,
+            )?),
             DType::U32 => return Err(TensorError::UnsupportedDType { op: OP, dtype }),
         };
         Ok(Tensor::from_cpu_storage(storage, shape))
@@ -78,7 +92,6 @@ impl Tensor {
         const OP: &str = "randn";
         check_device(device, OP)?;
         let shape = shape.into();
-        let n = shape.elem_count();
         let bad = |e: rand_distr::NormalError| {
             TensorError::invalid(OP, format!("invalid mean {mean} / std {std}: {e}"))
         };
@@ -93,10 +106,16 @@ impl Tensor {
         let storage = match dtype {
             DType::F32 => CpuStorage::F32(sample(
                 &Normal::new(mean as f32, std as f32).map_err(bad)?,
-                n,
+                &shape,
                 rng,
-            )),
-            DType::F64 => CpuStorage::F64(sample(&Normal::new(mean, std).map_err(bad)?, n, rng)),
+                OP,
+            )?),
+            DType::F64 => CpuStorage::F64(sample(
+                &Normal::new(mean, std).map_err(bad)?,
+                &shape,
+                rng,
+                OP,
+            )?),
             DType::U32 => return Err(TensorError::UnsupportedDType { op: OP, dtype }),
         };
         Ok(Tensor::from_cpu_storage(storage, shape))

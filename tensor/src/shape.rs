@@ -32,9 +32,18 @@ impl Shape {
         self.0.len()
     }
 
-    /// Number of elements (the product of the dims; 1 for a scalar).
+    /// Number of elements (the product of the dims; 1 for a scalar). Saturates at
+    /// `usize::MAX` instead of overflowing; see [`Shape::checked_elem_count`].
     pub fn elem_count(&self) -> usize {
-        self.0.iter().product()
+        self.checked_elem_count().unwrap_or(usize::MAX)
+    }
+
+    /// Number of elements, or `None` if the product of the dims overflows `usize`.
+    pub fn checked_elem_count(&self) -> Option<usize> {
+        if self.is_empty() {
+            return Some(0);
+        }
+        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
     /// Whether the shape holds no elements (some dim is 0).

@@ -50,6 +50,28 @@ pub(crate) fn check_device(device: &Device, op: &'static str) -> Result<()> {
     }
 }
 
+/// A vector of `n` copies of `value` for a tensor of `shape`, or an error naming `op`
+/// if the shape's size overflows or the allocation fails (instead of aborting).
+pub(crate) fn filled<T: Clone>(shape: &Shape, value: T, op: &'static str) -> Result<Vec<T>> {
+    let too_big = || {
+        TensorError::invalid(
+            op,
+            format!("cannot allocate a tensor of shape {shape}: it does not fit in memory"),
+        )
+    };
+    let n = shape
+        .checked_elem_count()
+        .filter(|n| {
+            n.checked_mul(std::mem::size_of::<T>())
+                .is_some_and(|b| b <= isize::MAX as usize)
+        })
+        .ok_or_else(too_big)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| too_big())?;
+    v.resize(n, value);
+    Ok(v)
+}
+
 impl Tensor {
     // ----- internal construction -----
 
@@ -97,13 +119,22 @@ impl Tensor {
         dtype: DType,
         device: &Device,
     ) -> Result<Tensor> {
-        check_device(device, "full")?;
-        let shape = shape.into();
-        let n = shape.elem_count();
+        Self::full_op(shape.into(), value, dtype, device, "full")
+    }
+
+    /// [`Tensor::full`] with the name of the public op for errors.
+    fn full_op(
+        shape: Shape,
+        value: f64,
+        dtype: DType,
+        device: &Device,
+        op: &'static str,
+    ) -> Result<Tensor> {
+        check_device(device, op)?;
         let storage = match dtype {
-            DType::F32 => CpuStorage::F32(vec![value as f32; n]),
-            DType::F64 => CpuStorage::F64(vec![value; n]),
-            DType::U32 => CpuStorage::U32(vec![u32::from_f64(value); n]),
+            DType::F32 => CpuStorage::F32(filled(&shape, value as f32, op)?),
+            DType::F64 => CpuStorage::F64(filled(&shape, value, op)?),
+            DType::U32 => CpuStorage::U32(filled(&shape, u32::from_f64(value), op)?),
         };
         Ok(Self::from_cpu_storage(storage, shape))
     }
@@ -117,14 +148,12 @@ impl Tensor {
     /// assert!(Tensor::zeros([1], DType::F32, &Device::Cuda(0)).is_err());
     /// ```
     pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
-        check_device(device, "zeros")?;
-        Self::full(shape, 0.0, dtype, device)
+        Self::full_op(shape.into(), 0.0, dtype, device, "zeros")
     }
 
     /// A tensor of `shape` filled with ones.
     pub fn ones(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
-        check_device(device, "ones")?;
-        Self::full(shape, 1.0, dtype, device)
+        Self::full_op(shape.into(), 1.0, dtype, device, "ones")
     }
 
     /// A tensor taking ownership of `data` (row-major) as `shape`; the dtype is `T`'s.
@@ -143,7 +172,7 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         let shape = shape.into();
-        if data.len() != shape.elem_count() {
+        if shape.checked_elem_count() != Some(data.len()) {
             return Err(TensorError::ElementCount {
                 op: "from_vec",
                 shape,
@@ -161,7 +190,7 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         let shape = shape.into();
-        if data.len() != shape.elem_count() {
+        if shape.checked_elem_count() != Some(data.len()) {
             return Err(TensorError::ElementCount {
                 op: "from_slice",
                 shape,
@@ -234,7 +263,7 @@ impl Tensor {
     /// assert_eq!(i.to_vec::<f64>().unwrap(), vec![1.0, 0.0, 0.0, 1.0]);
     /// ```
     pub fn eye(n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-        let t = Self::zeros([n, n], dtype, device)?;
+        let t = Self::full_op(Shape::from([n, n]), 0.0, dtype, device, "eye")?;
         // Freshly allocated and contiguous: the diagonal is every (n + 1)-th element.
         match &mut *t.write_storage() {
             Storage::Cpu(cpu) => match cpu {

@@ -170,6 +170,25 @@ fn element_count() {
 }
 
 #[test]
+fn oversized_shapes_are_errors_not_aborts() {
+    assert_eq!(
+        msg(Tensor::zeros([usize::MAX, 2], DType::F32, &Device::Cpu)),
+        "zeros: cannot allocate a tensor of shape [18446744073709551615, 2]: it does not fit in memory"
+    );
+    assert!(
+        msg(Tensor::ones([1 << 62], DType::F64, &Device::Cpu)).starts_with("ones: cannot allocate")
+    );
+    assert_eq!(
+        msg(t(&[1]).expand([usize::MAX, 3])),
+        "expand: shape [18446744073709551615, 3] has more elements than usize can count"
+    );
+    assert_eq!(
+        msg(Tensor::from_vec(vec![0.0f32; 2], [usize::MAX, 2], &Device::Cpu)),
+        "from_vec: shape [18446744073709551615, 2] holds 18446744073709551615 elements but 2 were given"
+    );
+}
+
+#[test]
 fn view_not_possible() {
     assert_eq!(
         msg(t(&[2, 3]).t().unwrap().view([6])),

@@ -52,7 +52,7 @@ impl Tensor {
     }
 
     fn check_reshape(&self, target: Shape, op: &'static str) -> Result<Shape> {
-        if target.elem_count() != self.elem_count() {
+        if target.checked_elem_count() != Some(self.elem_count()) {
             return Err(TensorError::ElementCount {
                 op,
                 shape: target,
