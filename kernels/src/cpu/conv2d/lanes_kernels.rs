@@ -280,7 +280,7 @@ pub(super) mod avx512 {
     const FWD_CO: usize = 16;
     const BWD_CO: usize = 16;
     const WB_CO: usize = 4;
-    const WB_K: usize = 4;
+    const WB_K: usize = 6;
 
     #[target_feature(enable = "avx512f")]
     #[inline]

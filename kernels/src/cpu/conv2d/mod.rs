@@ -9,9 +9,22 @@
 //!
 //! # How the kernels work
 //!
-//! All three kernels are im2col + gemm ([`crate::cpu::gemm`]), run on *chunks of images*
-//! so that small feature maps still give the gemm wide matrices. For a chunk of `B`
-//! images, group `g`, `K = C_in/groups * kH * kW` and `P = H_out * W_out`:
+//! Two algorithms, chosen per call by [`Conv2dAlgo::Auto`] (the `*_with` entry points
+//! force one; both agree to rounding):
+//!
+//! **Batch in lanes** (f32, small feature maps such as the lesson CNN's 28x28 .. 2x2).
+//! A sub-chunk of 16 images is transposed (16 x 16 register transposes) into a
+//! zero-padded `[C_in][H + 2pH][W + 2pW][16]` buffer, so the values one kernel tap of one
+//! output position reads across the 16 images form one contiguous vector at offset
+//! `pos[p] + tap[k]`. The forward pass and the input gradient are then direct
+//! register-blocked FMA loops over those offsets (no im2col, no padding branches; any
+//! stride, dilation and group count is only a different offset table). The weight
+//! gradient is register-blocked over output channels and taps, accumulates per-lane
+//! sums across each thread's images, and adds the lanes once at the end.
+//!
+//! **im2col + gemm** (f64, and f32 on large feature maps or tiny batches), on *chunks of
+//! images* so small maps still give the gemm wide matrices. For a chunk of `B` images,
+//! group `g`, `K = C_in/groups * kH * kW` and `P = H_out * W_out`:
 //!
 //! - forward: `cols (K x B*P) = im2col(x)`, `tmp (C_out x B*P) = W (C_out x K) @ cols`,
 //!   then `tmp` is scattered to NCHW with the bias added on the way;
@@ -20,14 +33,14 @@
 //! - weight gradient: `dW (C_out x K) += gather(grad_out) @ cols^T`, and the bias
 //!   gradient is the row sum of `gather(grad_out)`.
 //!
-//! Chunks hold at most a few hundred KiB of columns (so they stay in L2 and a batch of
+//! Chunks hold at most a few hundred KiB of scratch (so they stay in L2 and a batch of
 //! 1024 never materialises a full im2col) and run in parallel with rayon. Scratch
 //! buffers are kept per thread and reused across calls. The weight gradient accumulates
-//! one partial sum per worker lane (contiguous runs of images) and adds the lanes in a
-//! fixed order, so results are bitwise reproducible for a given rayon thread count.
+//! one partial sum per worker (contiguous runs of images) and adds them in a fixed
+//! order, so results are bitwise reproducible for a given rayon thread count.
 //!
-//! The SIMD level (`*_at` variants) selects the gemm micro-kernels; im2col, col2im and
-//! the scatters are plain memory movement.
+//! The SIMD level (`*_at` variants) selects the micro-kernels: hand-written AVX-512 and
+//! AVX2 for the lanes path (portable Rust otherwise), and the gemm's for im2col.
 //!
 //! [`reference`] holds plain nested-loop f64 implementations the tests compare against.
 //!
