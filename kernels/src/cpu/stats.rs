@@ -491,7 +491,8 @@ impl<T: Float> Prepared<T> {
         let t = (h - self.lo) * self.scale;
         let t = if t < self.last_bin { t } else { self.last_bin };
         let t = if T::ZERO > t { T::ZERO } else { t };
-        Sealed::floor(t).to_f64() as usize
+        // t is in [0, bins - 1]: truncation is the floor.
+        t.to_f64() as usize
     }
 }
 
@@ -519,8 +520,13 @@ impl ScalarAcc {
         let d = xf - self.shift;
         self.sum += d;
         self.sum_sq += d * d;
-        self.min = self.min.min(xf);
-        self.max = self.max.max(xf);
+        // x is finite here, so plain comparisons suffice (no NaN handling).
+        if xf < self.min {
+            self.min = xf;
+        }
+        if xf > self.max {
+            self.max = xf;
+        }
         let a = Sealed::abs(x);
         self.near_zero += u64::from(a < p.near_zero);
         self.saturated += u64::from(a > p.saturation);
