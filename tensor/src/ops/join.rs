@@ -43,8 +43,8 @@ fn cat_cpu<T: Element>(
 }
 
 impl Tensor {
-    /// Concatenates tensors along `dim`; all must share dtype, device, rank and every
-    /// other dim.
+    /// Concatenates tensors along `dim` into a new tensor; all must share dtype,
+    /// device, rank and every other dim.
     ///
     /// ```
     /// use tensor::{DType, Device, Tensor};
@@ -91,7 +91,7 @@ impl Tensor {
             cat_len += t.dims()[dim];
         }
         if tensors.len() == 1 {
-            return Ok(first.clone());
+            return first.copy();
         }
         let mut dims = first.dims().to_vec();
         dims[dim] = cat_len;
@@ -123,7 +123,8 @@ impl Tensor {
         Ok(Tensor::from_cpu_storage(out, out_shape))
     }
 
-    /// Stacks tensors of one shape along a new dim `dim` (`0..=rank`).
+    /// Stacks tensors of one shape along a new dim `dim` (`0..=rank`), into a new
+    /// tensor.
     ///
     /// ```
     /// use tensor::{Device, Tensor};
@@ -159,7 +160,7 @@ impl Tensor {
             })
             .collect::<Result<Vec<_>>>()?;
         if parts.len() == 1 {
-            return parts[0].contiguous();
+            return parts[0].copy();
         }
         Tensor::cat(&parts, dim)
     }

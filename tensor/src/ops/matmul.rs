@@ -5,10 +5,9 @@
 //! of its last two dims has unit stride. Batch dims broadcast; when the right operand is
 //! shared by the whole batch and the left one's batch and row dims collapse into one
 //! stride (a `Linear` layer on `[batch, seq, features]`), the batch folds into a single
-//! tall gemm.
+//! tall gemm; otherwise the products go to the batched gemm kernel.
 
-use kernels::cpu::gemm::{dgemm, sgemm, MatMut, MatRef};
-use rayon::prelude::*;
+use kernels::cpu::gemm::{dgemm, dgemm_batched, sgemm, sgemm_batched, MatMut, MatRef};
 
 use crate::cpu::map;
 use crate::dtype::FloatElement;
@@ -19,24 +18,39 @@ use crate::storage::{CpuStorage, ReadSet, Storage};
 use crate::strided::Runs;
 use crate::Tensor;
 
-/// Below this many multiply-adds per matrix, a batch runs its products in parallel
-/// (each on one thread) instead of one after another (each parallel inside gemm).
-const SMALL_GEMM_MACS: usize = 1 << 18;
-
-/// The float types with a gemm kernel.
+/// The float types with gemm kernels: `C = A * B` for one product or a batch.
 trait GemmFloat: FloatElement {
     fn gemm(a: MatRef<'_, Self>, b: MatRef<'_, Self>, c: MatMut<'_, Self>) -> kernels::Result<()>;
+    fn gemm_batched(
+        a: &[MatRef<'_, Self>],
+        b: &[MatRef<'_, Self>],
+        c: &mut [MatMut<'_, Self>],
+    ) -> kernels::Result<()>;
 }
 
 impl GemmFloat for f32 {
     fn gemm(a: MatRef<'_, f32>, b: MatRef<'_, f32>, c: MatMut<'_, f32>) -> kernels::Result<()> {
         sgemm(1.0, a, b, 0.0, c)
     }
+    fn gemm_batched(
+        a: &[MatRef<'_, f32>],
+        b: &[MatRef<'_, f32>],
+        c: &mut [MatMut<'_, f32>],
+    ) -> kernels::Result<()> {
+        sgemm_batched(1.0, a, b, 0.0, c)
+    }
 }
 
 impl GemmFloat for f64 {
     fn gemm(a: MatRef<'_, f64>, b: MatRef<'_, f64>, c: MatMut<'_, f64>) -> kernels::Result<()> {
         dgemm(1.0, a, b, 0.0, c)
+    }
+    fn gemm_batched(
+        a: &[MatRef<'_, f64>],
+        b: &[MatRef<'_, f64>],
+        c: &mut [MatMut<'_, f64>],
+    ) -> kernels::Result<()> {
+        dgemm_batched(1.0, a, b, 0.0, c)
     }
 }
 
@@ -245,20 +259,21 @@ fn matmul_cpu<T: GemmFloat>(
     let [sa, sb] = runs.inner_strides();
     runs.for_each(|[oa, ob]| offsets.extend((0..len).map(|i| (oa + i * sa, ob + i * sb))));
 
-    let product = |(oa, ob): (usize, usize), c: &mut [T]| -> Result<()> {
-        let am = MatRef::new(&a[oa..], m, k, a_rs, a_cs)?;
-        let bm = MatRef::new(&b[ob..], k, n, b_rs, b_cs)?;
-        T::gemm(am, bm, MatMut::row_major(c, m, n)?)?;
-        Ok(())
-    };
-    if batch_count > 1 && m * n * k < SMALL_GEMM_MACS {
-        out.par_chunks_mut(m * n)
-            .zip(offsets.par_iter())
-            .try_for_each(|(c, &o)| product(o, c))?;
-    } else {
-        for (c, &o) in out.chunks_mut(m * n).zip(&offsets) {
-            product(o, c)?;
-        }
-    }
+    // The batched kernel deals small products out to threads whole and splits large
+    // ones, so batches of any size use the machine.
+    let a_views = offsets
+        .iter()
+        .map(|&(oa, _)| MatRef::new(&a[oa..], m, k, a_rs, a_cs))
+        .collect::<kernels::Result<Vec<_>>>()?;
+    let b_views = offsets
+        .iter()
+        .map(|&(_, ob)| MatRef::new(&b[ob..], k, n, b_rs, b_cs))
+        .collect::<kernels::Result<Vec<_>>>()?;
+    let mut c_views = out
+        .chunks_mut(m * n)
+        .map(|c| MatMut::row_major(c, m, n))
+        .collect::<kernels::Result<Vec<_>>>()?;
+    T::gemm_batched(&a_views, &b_views, &mut c_views)?;
+    drop(c_views);
     Ok(out)
 }
