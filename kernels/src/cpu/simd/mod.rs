@@ -199,8 +199,6 @@ pub trait Simd: Copy + Send + Sync + 'static {
 
     /// `a < b` per lane.
     fn lt(self, a: Self::V, b: Self::V) -> Self::M;
-    /// `a <= b` per lane.
-    fn le(self, a: Self::V, b: Self::V) -> Self::M;
     /// `a > b` per lane.
     fn gt(self, a: Self::V, b: Self::V) -> Self::M;
     /// `a >= b` per lane.
@@ -219,8 +217,6 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn all(self, m: Self::M) -> bool;
     /// Whether some lane of `m` is set.
     fn any(self, m: Self::M) -> bool;
-    /// Number of set lanes.
-    fn count(self, m: Self::M) -> u32;
     /// `acc + 1` in the lanes set in `m`, `acc` elsewhere (per-lane counting).
     fn add_one_where(self, acc: Self::V, m: Self::M) -> Self::V;
 

@@ -114,10 +114,6 @@ impl<T: Float> Simd for Scalar<T> {
         a < b
     }
     #[inline(always)]
-    fn le(self, a: T, b: T) -> bool {
-        a <= b
-    }
-    #[inline(always)]
     fn gt(self, a: T, b: T) -> bool {
         a > b
     }
@@ -156,10 +152,6 @@ impl<T: Float> Simd for Scalar<T> {
     #[inline(always)]
     fn any(self, m: bool) -> bool {
         m
-    }
-    #[inline(always)]
-    fn count(self, m: bool) -> u32 {
-        u32::from(m)
     }
     #[inline(always)]
     fn add_one_where(self, acc: T, m: bool) -> T {

@@ -189,11 +189,6 @@ impl Simd for Avx512 {
         unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b) }
     }
     #[inline(always)]
-    fn le(self, a: __m512, b: __m512) -> __mmask16 {
-        // SAFETY: the token proves AVX-512F.
-        unsafe { _mm512_cmp_ps_mask::<_CMP_LE_OQ>(a, b) }
-    }
-    #[inline(always)]
     fn gt(self, a: __m512, b: __m512) -> __mmask16 {
         // SAFETY: the token proves AVX-512F.
         unsafe { _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b) }
@@ -233,10 +228,6 @@ impl Simd for Avx512 {
     #[inline(always)]
     fn any(self, m: __mmask16) -> bool {
         m != 0
-    }
-    #[inline(always)]
-    fn count(self, m: __mmask16) -> u32 {
-        m.count_ones()
     }
     #[inline(always)]
     fn add_one_where(self, acc: __m512, m: __mmask16) -> __m512 {
@@ -486,11 +477,6 @@ impl Simd for Avx2 {
         unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(a, b) }
     }
     #[inline(always)]
-    fn le(self, a: __m256, b: __m256) -> __m256 {
-        // SAFETY: the token proves AVX2.
-        unsafe { _mm256_cmp_ps::<_CMP_LE_OQ>(a, b) }
-    }
-    #[inline(always)]
     fn gt(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: the token proves AVX2.
         unsafe { _mm256_cmp_ps::<_CMP_GT_OQ>(a, b) }
@@ -534,11 +520,6 @@ impl Simd for Avx2 {
     fn any(self, m: __m256) -> bool {
         // SAFETY: the token proves AVX2.
         unsafe { _mm256_movemask_ps(m) != 0 }
-    }
-    #[inline(always)]
-    fn count(self, m: __m256) -> u32 {
-        // SAFETY: the token proves AVX2.
-        unsafe { (_mm256_movemask_ps(m) as u32).count_ones() }
     }
     #[inline(always)]
     fn add_one_where(self, acc: __m256, m: __m256) -> __m256 {
