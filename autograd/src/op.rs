@@ -658,7 +658,15 @@ impl Op {
                 input,
                 output,
             } => {
-                grad_for!(input, kind.backward(input.tensor(), output, g)?);
+                if input.requires_grad() {
+                    let fused =
+                        crate::ops::fused::activation_backward(*kind, input.tensor(), output, g)?;
+                    let grad = match fused {
+                        Some(grad) => grad,
+                        None => kind.backward(input.tensor(), output, g)?,
+                    };
+                    out.push((input, grad));
+                }
             }
             Op::Where {
                 mask,
@@ -809,20 +817,19 @@ impl Op {
                 reduction,
                 log_probs,
             } => {
-                let n = log_probs.dims()[0];
-                // d loss_i / d logits_i = softmax_i - onehot(target_i)
-                let minus_ones =
-                    Tensor::full([n, 1], -1.0, log_probs.dtype(), &log_probs.device())?;
-                let per_row =
-                    log_probs
-                        .exp()?
-                        .scatter_add(1, &targets.unsqueeze(1)?, &minus_ones)?;
-                let grad = match reduction {
-                    Reduction::Mean => per_row.mul(g)?.mul_scalar(1.0 / n.max(1) as f64)?,
-                    Reduction::Sum => per_row.mul(g)?,
-                    Reduction::None => per_row.mul(&g.unsqueeze(1)?)?,
-                };
-                grad_for!(logits, grad);
+                if logits.requires_grad() {
+                    // d loss_i / d logits_i = g_i * (softmax_i - onehot(target_i)), in
+                    // one fused pass given the per-row loss gradients g_i.
+                    let n = log_probs.dims()[0];
+                    let per_row = match reduction {
+                        Reduction::Mean => g.mul_scalar(1.0 / n.max(1) as f64)?.expand([n])?,
+                        Reduction::Sum => g.expand([n])?,
+                        Reduction::None => g.clone(),
+                    };
+                    let grad =
+                        crate::ops::fused::cross_entropy_backward(log_probs, targets, &per_row)?;
+                    out.push((logits, grad));
+                }
             }
             Op::BceWithLogits {
                 logits,

@@ -26,7 +26,7 @@ fn reduce(losses: Tensor, reduction: Reduction) -> tensor::Result<Tensor> {
     }
 }
 
-fn check_targets(op: &'static str, logits: &Var, targets: &Tensor) -> Result<(usize, usize)> {
+fn check_targets(op: &'static str, logits: &Var, targets: &Tensor) -> Result<Vec<u32>> {
     if logits.rank() != 2 {
         return Err(AutogradError::InvalidArgument {
             op,
@@ -44,18 +44,20 @@ fn check_targets(op: &'static str, logits: &Var, targets: &Tensor) -> Result<(us
             ),
         });
     }
-    if let Some((row, &t)) = targets
-        .to_vec::<u32>()?
-        .iter()
-        .enumerate()
-        .find(|(_, &t)| t as usize >= c)
-    {
+    let ids = targets.to_vec::<u32>()?;
+    if let Some((row, &t)) = ids.iter().enumerate().find(|(_, &t)| t as usize >= c) {
         return Err(AutogradError::InvalidArgument {
             op,
             detail: format!("target {t} at row {row} is out of range for {c} classes"),
         });
     }
-    Ok((n, c))
+    if !logits.dtype().is_float() {
+        return Err(AutogradError::InvalidArgument {
+            op,
+            detail: format!("logits must be a float dtype, got {}", logits.dtype()),
+        });
+    }
+    Ok(ids)
 }
 
 impl Var {
@@ -75,10 +77,9 @@ impl Var {
     /// # }
     /// ```
     pub fn cross_entropy(&self, targets: &Tensor, reduction: Reduction) -> Result<Var> {
-        check_targets("cross_entropy", self, targets)?;
-        let log_probs = self.tensor().log_softmax(1)?;
-        let picked = log_probs.gather(1, &targets.unsqueeze(1)?)?.squeeze(1)?;
-        let out = reduce(picked.neg()?, reduction)?;
+        let ids = check_targets("cross_entropy", self, targets)?;
+        let (losses, log_probs) = crate::ops::fused::cross_entropy_forward(self.tensor(), &ids)?;
+        let out = reduce(losses, reduction)?;
         Ok(Var::from_op(
             out,
             Op::CrossEntropy {

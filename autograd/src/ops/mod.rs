@@ -3,6 +3,7 @@
 
 pub mod conv;
 pub mod elementwise;
+pub(crate) mod fused;
 pub mod index;
 pub mod join;
 pub mod linalg;

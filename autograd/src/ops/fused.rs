@@ -1,0 +1,131 @@
+//! Fast paths through the kernels crate for the hottest backward rules: activation
+//! derivatives in one pass instead of three, and cross-entropy rows. Each returns
+//! `None` when its preconditions (float dtype, equal shapes) do not hold, and the
+//! caller falls back to the composite rule, which computes the same values.
+
+use kernels::cpu::elementwise::{
+    leaky_relu_backward, relu_backward, sigmoid_backward, tanh_backward, Float,
+};
+use kernels::cpu::reduce::{cross_entropy_rows, cross_entropy_rows_backward};
+use tensor::{DType, Device, Element, Tensor};
+
+use super::slices::{read1, read2};
+use crate::error::Result;
+use crate::op::UnaryKind;
+
+fn activation<T: Float + Element>(
+    kind: UnaryKind,
+    x: &Tensor,
+    y: &Tensor,
+    g: &Tensor,
+) -> Result<Option<Tensor>> {
+    let mut out = vec![<T as Element>::ZERO; g.elem_count()];
+    let done = match kind {
+        UnaryKind::Relu => {
+            read2::<T, ()>(x, g, |x, g| Ok(relu_backward(x, g, &mut out)?)).map(|_| true)
+        }
+        UnaryKind::LeakyRelu(slope) => read2::<T, ()>(x, g, |x, g| {
+            Ok(leaky_relu_backward(
+                x,
+                g,
+                <T as Element>::from_f64(slope),
+                &mut out,
+            )?)
+        })
+        .map(|_| true),
+        UnaryKind::Tanh => {
+            read2::<T, ()>(y, g, |y, g| Ok(tanh_backward(y, g, &mut out)?)).map(|_| true)
+        }
+        UnaryKind::Sigmoid => {
+            read2::<T, ()>(y, g, |y, g| Ok(sigmoid_backward(y, g, &mut out)?)).map(|_| true)
+        }
+        _ => Ok(false),
+    }?;
+    if !done {
+        return Ok(None);
+    }
+    Ok(Some(Tensor::from_vec(
+        out,
+        g.dims().to_vec(),
+        &Device::Cpu,
+    )?))
+}
+
+/// The fused derivative of an activation, if one exists for `kind` and the operands
+/// have one shape and float dtype.
+pub(crate) fn activation_backward(
+    kind: UnaryKind,
+    x: &Tensor,
+    y: &Tensor,
+    g: &Tensor,
+) -> Result<Option<Tensor>> {
+    if x.shape() != g.shape()
+        || y.shape() != g.shape()
+        || x.dtype() != g.dtype()
+        || y.dtype() != g.dtype()
+    {
+        return Ok(None);
+    }
+    match g.dtype() {
+        DType::F32 => activation::<f32>(kind, x, y, g),
+        DType::F64 => activation::<f64>(kind, x, y, g),
+        DType::U32 => Ok(None),
+    }
+}
+
+fn ce_forward<T: Float + Element>(logits: &Tensor, targets: &[u32]) -> Result<(Tensor, Tensor)> {
+    let (rows, cols) = (logits.dims()[0], logits.dims()[1]);
+    let mut loss = vec![<T as Element>::ZERO; rows];
+    let mut log_probs = vec![<T as Element>::ZERO; rows * cols];
+    read1::<T, ()>(logits, |l| {
+        Ok(cross_entropy_rows(
+            l,
+            targets,
+            rows,
+            cols,
+            &mut loss,
+            &mut log_probs,
+        )?)
+    })?;
+    Ok((
+        Tensor::from_vec(loss, [rows], &Device::Cpu)?,
+        Tensor::from_vec(log_probs, [rows, cols], &Device::Cpu)?,
+    ))
+}
+
+/// Per-row cross-entropy losses `[N]` and the log-probabilities `[N, C]` of logits
+/// `[N, C]` (float) against validated class indices.
+pub(crate) fn cross_entropy_forward(logits: &Tensor, targets: &[u32]) -> Result<(Tensor, Tensor)> {
+    match logits.dtype() {
+        DType::F32 => ce_forward::<f32>(logits, targets),
+        _ => ce_forward::<f64>(logits, targets),
+    }
+}
+
+fn ce_backward<T: Float + Element>(
+    log_probs: &Tensor,
+    targets: &[u32],
+    grad_rows: &Tensor,
+) -> Result<Tensor> {
+    let (rows, cols) = (log_probs.dims()[0], log_probs.dims()[1]);
+    let mut out = vec![<T as Element>::ZERO; rows * cols];
+    read2::<T, ()>(log_probs, grad_rows, |lp, gr| {
+        Ok(cross_entropy_rows_backward(
+            lp, targets, gr, rows, cols, &mut out,
+        )?)
+    })?;
+    Ok(Tensor::from_vec(out, [rows, cols], &Device::Cpu)?)
+}
+
+/// Gradient of the logits given the per-row loss gradients `[N]`.
+pub(crate) fn cross_entropy_backward(
+    log_probs: &Tensor,
+    targets: &Tensor,
+    grad_rows: &Tensor,
+) -> Result<Tensor> {
+    let targets = targets.to_vec::<u32>()?;
+    match log_probs.dtype() {
+        DType::F32 => ce_backward::<f32>(log_probs, &targets, grad_rows),
+        _ => ce_backward::<f64>(log_probs, &targets, grad_rows),
+    }
+}
