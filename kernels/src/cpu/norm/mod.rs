@@ -37,8 +37,8 @@
 //! # SIMD
 //!
 //! The `*_at` variants take an explicit [`SimdLevel`]. The f32 loops over long runs are
-//! hand-written with AVX-512 / AVX2+FMA intrinsics; the loops over short runs (`S < 32`,
-//! where whole channel blocks are processed lane-wise) and the f64 loops are portable
+//! hand-written with AVX-512 / AVX2+FMA intrinsics; the batch-norm loops over short runs
+//! (`S < 256`, where whole channel blocks are processed lane-wise) and the f64 loops are portable
 //! Rust compiled once per level with `#[target_feature]` so the compiler vectorises them
 //! for that level.
 //!

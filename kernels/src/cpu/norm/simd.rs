@@ -6,7 +6,8 @@
 //!   they are hand-written with intrinsics (see `x86.rs`); the portable and f64 versions
 //!   are the generic lane-array code below.
 //! - *position* loops walk a segment holding several short channels and keep one
-//!   accumulator or parameter per position (`S < 32`, e.g. `(N, C)` activations): every
+//!   accumulator or parameter per position (batch norm with `S < 256`, e.g. `(N, C)`
+//!   activations or small feature maps): every
 //!   lane is independent, so the generic code vectorises once compiled for a level.
 //!
 //! Generic code is compiled once per level by [`multiversion!`]: an `#[inline(always)]`
