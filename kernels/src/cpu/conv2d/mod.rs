@@ -42,7 +42,7 @@
 //! The SIMD level (`*_at` variants) selects the micro-kernels: hand-written AVX-512 and
 //! AVX2 for the lanes path (portable Rust otherwise), and the gemm's for im2col.
 //!
-//! [`reference`] holds plain nested-loop f64 implementations the tests compare against.
+//! [`reference`](mod@reference) holds plain nested-loop f64 implementations the tests compare against.
 //!
 //! ```
 //! use kernels::cpu::conv2d::{conv2d_forward, Conv2dParams, Conv2dShape};

@@ -2,10 +2,14 @@
 //!
 //! Each function walks every `(image, output channel, output position, input channel,
 //! kernel tap)` and skips taps that fall on padding; nothing is blocked, vectorised or
-//! parallel, so the code reads as the formula:
+//! parallel, so the code reads as the formula
 //!
-//! `y[n, o, oh, ow] = b[o] + sum_{c, i, j} x[n, g*Cg + c, oh*sH + i*dH - pH, ow*sW + j*dW - pW]
-//! * w[o, c, i, j]`, with `g = o / (C_out / groups)` and `Cg = C_in / groups`.
+//! ```text
+//! y[n, o, oh, ow] = b[o] + sum_{c, i, j} x[n, g*Cg + c, oh*sH + i*dH - pH, ow*sW + j*dW - pW]
+//!                                        * w[o, c, i, j]
+//! ```
+//!
+//! with `g = o / (C_out / groups)` and `Cg = C_in / groups`.
 //!
 //! ```
 //! use kernels::cpu::conv2d::{reference, Conv2dParams, Conv2dShape};
