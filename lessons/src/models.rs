@@ -1,0 +1,207 @@
+//! The networks of the lessons, built from `nn` layers.
+//!
+//! The fastai lesson's CNN: five stride-2 convolutions with 8-16-32-64-10 channels,
+//! a 5x5 first kernel and 3x3 after, padding `k/2`, an activation after every conv but
+//! the last, then a flatten: 1x28x28 -> 8x14x14 -> 16x7x7 -> 32x4x4 -> 64x2x2 ->
+//! 10x1x1 -> 10 logits. [`CnnConfig`] selects the lesson's variants: the activation
+//! (ReLU or GeneralRelu), an optional normalisation layer after each hidden conv, and
+//! the initialisation.
+
+use nn::init::{kaiming_normal_, FanMode, Nonlinearity};
+use nn::layers::{
+    BatchNorm, Conv2d, Conv2dOptions, Flatten, GeneralRelu, GroupNorm, Relu, RunningBatchNorm,
+    Sequential,
+};
+use nn::{Module, Result};
+use rand::Rng;
+use tensor::DType;
+
+/// The activation after each hidden conv.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// Plain ReLU.
+    Relu,
+    /// GeneralRelu(leak, sub): the lesson uses leak 0.1, sub 0.4.
+    GeneralRelu {
+        /// Negative slope.
+        leak: f64,
+        /// Shift subtracted after the activation.
+        sub: f64,
+    },
+}
+
+/// The normalisation layer after each hidden conv (its conv then has no bias).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Norm {
+    /// None.
+    None,
+    /// BatchNorm2d.
+    Batch,
+    /// LayerNorm over channels and positions.
+    Layer,
+    /// InstanceNorm2d.
+    Instance,
+    /// GroupNorm with the given number of groups (must divide every hidden width).
+    Group(usize),
+    /// The lesson's RunningBatchNorm.
+    RunningBatch,
+}
+
+impl Norm {
+    /// A short name for tables and file names.
+    pub fn name(self) -> String {
+        match self {
+            Norm::None => "none".into(),
+            Norm::Batch => "batchnorm".into(),
+            Norm::Layer => "layernorm".into(),
+            Norm::Instance => "instancenorm".into(),
+            Norm::Group(g) => format!("groupnorm{g}"),
+            Norm::RunningBatch => "runningbatchnorm".into(),
+        }
+    }
+}
+
+/// How the conv weights are initialised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// PyTorch's default (uniform in ±1/sqrt(fan_in)), as in the lesson's baseline.
+    Default,
+    /// Kaiming normal for the activation (fan-in, slope `a` for leaky units), biases 0.
+    Kaiming,
+}
+
+/// Which variant of the lesson's CNN to build.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CnnConfig {
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Normalisation after each hidden conv.
+    pub norm: Norm,
+    /// Weight initialisation.
+    pub init: Init,
+    /// Parameter dtype.
+    pub dtype: DType,
+}
+
+impl Default for CnnConfig {
+    /// The lesson's baseline: ReLU, no normalisation, default init, f32.
+    fn default() -> Self {
+        Self {
+            activation: Activation::Relu,
+            norm: Norm::None,
+            init: Init::Default,
+            dtype: DType::F32,
+        }
+    }
+}
+
+/// Channel widths of the lesson's CNN, input first.
+pub const CNN_CHANNELS: [usize; 6] = [1, 8, 16, 32, 64, 10];
+
+/// Builds the lesson's CNN. Layer paths: `"0"`.. in order; every hidden block is
+/// conv, [norm], activation.
+pub fn lesson_cnn<R: Rng + ?Sized>(config: CnnConfig, rng: &mut R) -> Result<Sequential> {
+    let mut layers: Vec<Box<dyn Module>> = Vec::new();
+    let last = CNN_CHANNELS.len() - 2;
+    for i in 0..=last {
+        let (cin, cout) = (CNN_CHANNELS[i], CNN_CHANNELS[i + 1]);
+        let kernel = if i == 0 { 5 } else { 3 };
+        let hidden = i < last;
+        let has_norm = hidden && config.norm != Norm::None;
+        let opts = Conv2dOptions {
+            stride: 2,
+            bias: !has_norm,
+            ..Conv2dOptions::default()
+        };
+        let conv = Conv2d::new(cin, cout, kernel, opts, config.dtype, rng)?;
+        if config.init == Init::Kaiming {
+            let (a, nl) = match config.activation {
+                _ if !hidden => (0.0, Nonlinearity::Linear),
+                Activation::Relu => (0.0, Nonlinearity::Relu),
+                Activation::GeneralRelu { leak, .. } => (leak, Nonlinearity::LeakyRelu),
+            };
+            kaiming_normal_(conv.weight().tensor(), a, FanMode::FanIn, nl, rng)?;
+            if let Some(b) = conv.bias() {
+                b.tensor().zero_()?;
+            }
+        }
+        layers.push(Box::new(conv));
+        if has_norm {
+            let eps = 1e-5;
+            let norm: Box<dyn Module> = match config.norm {
+                Norm::Batch => Box::new(BatchNorm::new_2d(cout, 0.1, eps, config.dtype)?),
+                Norm::Layer => Box::new(GroupNorm::layer_norm(cout, eps, config.dtype)?),
+                Norm::Instance => Box::new(GroupNorm::instance_norm(cout, eps, config.dtype)?),
+                Norm::Group(g) => Box::new(GroupNorm::new(g, cout, eps, config.dtype)?),
+                Norm::RunningBatch => {
+                    Box::new(RunningBatchNorm::new(cout, 0.1, eps, config.dtype)?)
+                }
+                Norm::None => unreachable_norm(),
+            };
+            layers.push(norm);
+        }
+        if hidden {
+            let act: Box<dyn Module> = match config.activation {
+                Activation::Relu => Box::new(Relu::new()),
+                Activation::GeneralRelu { leak, sub } => {
+                    Box::new(GeneralRelu::new(Some(leak), sub, None)?)
+                }
+            };
+            layers.push(act);
+        }
+    }
+    layers.push(Box::new(Flatten::new()));
+    Ok(Sequential::new(layers))
+}
+
+/// `Norm::None` never reaches the match above (`has_norm` is false); this keeps the
+/// match total without a panic.
+fn unreachable_norm() -> Box<dyn Module> {
+    Box::new(Flatten::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autograd::Var;
+    use nn::init::seeded_rng;
+    use nn::ModuleExt;
+    use tensor::{Device, Tensor};
+
+    #[test]
+    fn every_variant_maps_a_batch_to_ten_logits() {
+        let x = Var::constant(Tensor::zeros([2, 1, 28, 28], DType::F32, &Device::Cpu).unwrap());
+        for norm in [
+            Norm::None,
+            Norm::Batch,
+            Norm::Layer,
+            Norm::Instance,
+            Norm::Group(4),
+            Norm::RunningBatch,
+        ] {
+            for activation in [
+                Activation::Relu,
+                Activation::GeneralRelu {
+                    leak: 0.1,
+                    sub: 0.4,
+                },
+            ] {
+                let cfg = CnnConfig {
+                    activation,
+                    norm,
+                    init: Init::Kaiming,
+                    dtype: DType::F32,
+                };
+                let model = lesson_cnn(cfg, &mut seeded_rng(0)).unwrap();
+                assert_eq!(model.forward(&x).unwrap().dims(), [2, 10], "{cfg:?}");
+            }
+        }
+        let baseline = lesson_cnn(CnnConfig::default(), &mut seeded_rng(0)).unwrap();
+        let convs = baseline
+            .named_parameters()
+            .iter()
+            .filter(|(n, _)| n.ends_with("weight"))
+            .count();
+        assert_eq!(convs, 5);
+    }
+}
