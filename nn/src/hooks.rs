@@ -352,6 +352,9 @@ impl<H: ?Sized> Drop for HookHandle<H> {
     }
 }
 
+/// A predicate over a module's dotted path and the module itself.
+pub type ModulePredicate = dyn Fn(&str, &dyn Module) -> bool + Send + Sync;
+
 /// Chooses modules of a tree, for [`HookCollection`] and for init schemes.
 pub enum ModuleFilter {
     /// Every module, containers included.
@@ -364,7 +367,7 @@ pub enum ModuleFilter {
     /// characters, e.g. `"layers.*.conv"`).
     Path(String),
     /// Any predicate over the path and the module.
-    Predicate(Box<dyn Fn(&str, &dyn Module) -> bool + Send + Sync>),
+    Predicate(Box<ModulePredicate>),
 }
 
 impl ModuleFilter {

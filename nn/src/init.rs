@@ -33,7 +33,7 @@ pub fn seeded_rng(seed: u64) -> StdRng {
 
 /// Fills `t` with draws from U(lo, hi).
 pub fn uniform_<R: Rng + ?Sized>(t: &Tensor, lo: f64, hi: f64, rng: &mut R) -> Result<()> {
-    if !(lo < hi) || !lo.is_finite() || !hi.is_finite() {
+    if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) || !lo.is_finite() || !hi.is_finite() {
         return Err(config_error(
             "init::uniform_",
             format!("need finite lo < hi, got lo = {lo}, hi = {hi}"),
@@ -45,7 +45,7 @@ pub fn uniform_<R: Rng + ?Sized>(t: &Tensor, lo: f64, hi: f64, rng: &mut R) -> R
 
 /// Fills `t` with draws from N(mean, std^2).
 pub fn normal_<R: Rng + ?Sized>(t: &Tensor, mean: f64, std: f64, rng: &mut R) -> Result<()> {
-    if !(std >= 0.0) || !mean.is_finite() || !std.is_finite() {
+    if std.is_nan() || std < 0.0 || !mean.is_finite() || !std.is_finite() {
         return Err(config_error(
             "init::normal_",
             format!("need a finite mean and std >= 0, got mean = {mean}, std = {std}"),

@@ -108,7 +108,7 @@ pub fn lsuv(
     targets: &[LsuvTarget],
     config: LsuvConfig,
 ) -> Result<Vec<LsuvLayerReport>> {
-    if !(config.tol > 0.0) || config.max_iters == 0 {
+    if config.tol.is_nan() || config.tol <= 0.0 || config.max_iters == 0 {
         return Err(config_error(
             "lsuv",
             format!(
@@ -171,7 +171,7 @@ pub fn lsuv(
         while iterations < config.max_iters
             && (last.0.abs() > config.tol || (last.1 - 1.0).abs() > config.tol)
         {
-            if !(last.1 > 0.0) || !last.1.is_finite() || !last.0.is_finite() {
+            if last.1.is_nan() || last.1 <= 0.0 || !last.1.is_finite() || !last.0.is_finite() {
                 return Err(config_error(
                     "lsuv",
                     format!(

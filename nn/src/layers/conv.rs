@@ -72,7 +72,7 @@ impl Conv2d {
         {
             return Err(config_error("Conv2d", format!("channels ({in_channels} -> {out_channels}), kernel ({kernel}), stride ({stride}), dilation ({dilation}) and groups ({groups}) must be positive")));
         }
-        if in_channels % groups != 0 || out_channels % groups != 0 {
+        if !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
             return Err(config_error("Conv2d", format!("groups ({groups}) must divide in_channels ({in_channels}) and out_channels ({out_channels})")));
         }
         let fan_in = (in_channels / groups) * kernel * kernel;

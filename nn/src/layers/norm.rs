@@ -224,7 +224,7 @@ impl GroupNorm {
         eps: f64,
         dtype: DType,
     ) -> Result<Self> {
-        if groups == 0 || channels == 0 || channels % groups != 0 {
+        if groups == 0 || channels == 0 || !channels.is_multiple_of(groups) {
             return Err(config_error(
                 name,
                 format!("groups ({groups}) must be positive and divide the channels ({channels})"),

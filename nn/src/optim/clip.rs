@@ -8,7 +8,7 @@ use crate::error::{config_error, Result};
 /// returns the norm before clipping (worth logging: a spike means trouble).
 /// Gradients are replaced, never modified in place.
 pub fn clip_grad_norm(params: &[Var], max_norm: f64) -> Result<f64> {
-    if !(max_norm > 0.0) || !max_norm.is_finite() {
+    if max_norm.is_nan() || max_norm <= 0.0 || !max_norm.is_finite() {
         return Err(config_error(
             "clip_grad_norm",
             format!("max_norm must be finite and > 0, got {max_norm}"),
@@ -38,7 +38,7 @@ pub fn clip_grad_norm(params: &[Var], max_norm: f64) -> Result<f64> {
 
 /// Clamps every gradient element into `[-clip, clip]`.
 pub fn clip_grad_value(params: &[Var], clip: f64) -> Result<()> {
-    if !(clip > 0.0) || !clip.is_finite() {
+    if clip.is_nan() || clip <= 0.0 || !clip.is_finite() {
         return Err(config_error(
             "clip_grad_value",
             format!("clip must be finite and > 0, got {clip}"),

@@ -79,7 +79,7 @@ impl HyperParams {
                 format!("{what} = {v} is out of range"),
             ))
         };
-        if !(self.lr >= 0.0) || !self.lr.is_finite() {
+        if self.lr.is_nan() || self.lr < 0.0 || !self.lr.is_finite() {
             return bad("lr (must be finite and >= 0)", self.lr);
         }
         if !(0.0..1.0).contains(&self.momentum) {
@@ -88,10 +88,10 @@ impl HyperParams {
         if !(0.0..1.0).contains(&self.beta2) {
             return bad("beta2 (must be in [0, 1))", self.beta2);
         }
-        if !(self.eps > 0.0) || !self.eps.is_finite() {
+        if self.eps.is_nan() || self.eps <= 0.0 || !self.eps.is_finite() {
             return bad("eps (must be finite and > 0)", self.eps);
         }
-        if !(self.weight_decay >= 0.0) || !self.weight_decay.is_finite() {
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 || !self.weight_decay.is_finite() {
             return bad("weight_decay (must be finite and >= 0)", self.weight_decay);
         }
         if !(0.0..=1.0).contains(&self.dampening) {
