@@ -123,6 +123,10 @@ impl Learner {
         let result = self.scoped(&mut callbacks, &FIT, |learn, cbs| {
             for epoch in 0..n_epochs {
                 learn.epoch = epoch;
+                learn.report.rows.push(EpochRow {
+                    epoch,
+                    ..EpochRow::default()
+                });
                 learn.scoped(cbs, &EPOCH, Learner::run_epoch)?;
             }
             Ok(())
@@ -147,11 +151,6 @@ impl Learner {
 
     /// One epoch: the training phase, then (if the loader has batches) validation.
     fn run_epoch(&mut self, cbs: &mut [Box<dyn Callback>]) -> Flow {
-        self.report.rows.push(EpochRow {
-            epoch: self.epoch,
-            train: None,
-            valid: None,
-        });
         self.run_phase(cbs, Phase::Train)?;
         if self.valid_dl.num_batches() > 0 {
             self.run_phase(cbs, Phase::Validate)?;

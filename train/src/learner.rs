@@ -232,6 +232,21 @@ impl Learner {
         self.running.metrics()
     }
 
+    /// Adds a named value to the current epoch's row of the report (a callback's
+    /// own measurement: a dead-unit fraction, a gradient ratio...), so it travels with
+    /// the loss and accuracy in the [`FitReport`]. From `before_epoch` on it goes to
+    /// the epoch in progress (after the run, to the last one); before the first epoch
+    /// it returns `false` and records nothing.
+    pub fn record_value(&mut self, name: impl Into<String>, value: f64) -> bool {
+        match self.report.rows.last_mut() {
+            Some(row) if row.epoch == self.epoch => {
+                row.extra.push((name.into(), value));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Adds a callback (builder style).
     pub fn with_callback(mut self, callback: impl Callback) -> Self {
         self.add_callback(callback);

@@ -13,11 +13,14 @@
 //!     epoch: 0,
 //!     train: Some(PhaseMetrics { loss: 1.083, accuracy: Some(0.602), batches: 5, examples: 5000, seconds: 1.25 }),
 //!     valid: Some(PhaseMetrics { loss: 0.712, accuracy: Some(0.741), batches: 1, examples: 1000, seconds: 0.1 }),
+//!     extra: vec![("dead fraction 0.conv".to_string(), 0.31)],
 //! };
 //! let report = FitReport { rows: vec![row], ..FitReport::default() };
 //! let table = report.to_string();
 //! assert!(table.lines().nth(1).unwrap().contains("train"));
 //! assert!(table.contains("0.741"));
+//! assert!(table.contains("dead fraction 0.conv"));
+//! assert_eq!(report.extra("dead fraction 0.conv"), vec![(0, 0.31)]);
 //! ```
 
 use std::fmt;
@@ -45,8 +48,10 @@ pub struct PhaseMetrics {
 }
 
 /// One epoch of a run: its training and validation metrics (`None` for a phase that
-/// did not run, e.g. after a cancelled epoch or with an empty validation loader).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// did not run, e.g. after a cancelled epoch or with an empty validation loader),
+/// and any named values callbacks added with
+/// [`Learner::record_value`](crate::Learner::record_value).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct EpochRow {
     /// Epoch index (0-based).
     pub epoch: usize,
@@ -54,6 +59,9 @@ pub struct EpochRow {
     pub train: Option<PhaseMetrics>,
     /// The validation phase.
     pub valid: Option<PhaseMetrics>,
+    /// Values added by callbacks (e.g. a dead-unit fraction per layer), in the order
+    /// they were added.
+    pub extra: Vec<(String, f64)>,
 }
 
 impl EpochRow {
@@ -104,6 +112,19 @@ impl FitReport {
     pub fn last(&self, phase: Phase) -> Option<&PhaseMetrics> {
         self.rows.iter().rev().find_map(|r| r.phase(phase))
     }
+
+    /// The value named `name` of every epoch that has it, as `(epoch, value)`.
+    pub fn extra(&self, name: &str) -> Vec<(usize, f64)> {
+        self.rows
+            .iter()
+            .flat_map(|r| {
+                r.extra
+                    .iter()
+                    .filter(move |(n, _)| n == name)
+                    .map(move |(_, v)| (r.epoch, *v))
+            })
+            .collect()
+    }
 }
 
 /// The header of the metrics table.
@@ -129,6 +150,8 @@ pub fn table_line(epoch: usize, phase: Phase, m: &PhaseMetrics) -> String {
     )
 }
 
+/// The metrics table, then (if callbacks added any) one `epoch  name  value` line per
+/// extra value.
 impl fmt::Display for FitReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", table_header())?;
@@ -136,6 +159,14 @@ impl fmt::Display for FitReport {
             for phase in [Phase::Train, Phase::Validate] {
                 if let Some(m) = row.phase(phase) {
                     writeln!(f, "{}", table_line(row.epoch, phase, m))?;
+                }
+            }
+        }
+        if self.rows.iter().any(|r| !r.extra.is_empty()) {
+            writeln!(f, "{:>5}  {:<24}  {:>12}", "epoch", "value", "")?;
+            for row in &self.rows {
+                for (name, value) in &row.extra {
+                    writeln!(f, "{:>5}  {:<24}  {:>12.6}", row.epoch, name, value)?;
                 }
             }
         }
