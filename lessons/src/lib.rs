@@ -1,4 +1,18 @@
 //! The lessons' models and experiments, shared by the programs (`diagnose`,
 //! `makemore`) and the peer comparison in `bench-harness`.
+//!
+//! - [`models`]: the fastai lesson's CNN and its variants.
+//! - [`watch`]: fitting a learner while recording activation statistics, then writing
+//!   the figures and the health report.
+//! - [`figures`]: the heat map and binary map the `plots` crate does not draw yet.
 
+pub mod figures;
 pub mod models;
+pub mod watch;
+
+/// The error of the lesson programs: any library error, or a message naming what
+/// failed and with which values.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Shorthand for results of the lesson programs.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -101,6 +101,20 @@ pub const CNN_CHANNELS: [usize; 6] = [1, 8, 16, 32, 64, 10];
 /// Builds the lesson's CNN. Layer paths: `"0"`.. in order; every hidden block is
 /// conv, [norm], activation.
 pub fn lesson_cnn<R: Rng + ?Sized>(config: CnnConfig, rng: &mut R) -> Result<Sequential> {
+    lesson_cnn_with_eps(config, DEFAULT_EPS, rng)
+}
+
+/// The normalisation layers' default epsilon (PyTorch's).
+pub const DEFAULT_EPS: f64 = 1e-5;
+
+/// [`lesson_cnn`] with the normalisation layers' epsilon set to `eps` (the lesson's
+/// small-batch experiment uses a large one, e.g. 0.1, to bound `1 / sqrt(var + eps)`
+/// when a batch of two images has almost no variance).
+pub fn lesson_cnn_with_eps<R: Rng + ?Sized>(
+    config: CnnConfig,
+    eps: f64,
+    rng: &mut R,
+) -> Result<Sequential> {
     let mut layers: Vec<Box<dyn Module>> = Vec::new();
     let last = CNN_CHANNELS.len() - 2;
     for i in 0..=last {
@@ -127,7 +141,6 @@ pub fn lesson_cnn<R: Rng + ?Sized>(config: CnnConfig, rng: &mut R) -> Result<Seq
         }
         layers.push(Box::new(conv));
         if has_norm {
-            let eps = 1e-5;
             let norm: Box<dyn Module> = match config.norm {
                 Norm::Batch => Box::new(BatchNorm::new_2d(cout, 0.1, eps, config.dtype)?),
                 Norm::Layer => Box::new(GroupNorm::layer_norm(cout, eps, config.dtype)?),

@@ -1,0 +1,639 @@
+//! `diagnose`: replays fastai's "looking inside the model" lesson on Fashion-MNIST.
+//!
+//! The lesson trains one small CNN (five stride-2 convs, 8-16-32-64-10 channels) again
+//! and again, each time fixing what the previous run's activation statistics showed
+//! was wrong:
+//!
+//! 1. `baseline`: default init, raw pixels, SGD at lr 0.6: the activations' std
+//!    spikes and collapses in the first batches and most ReLU units end up dead.
+//! 2. `kaiming`: Kaiming init and normalised inputs keep the std near 1 at every depth.
+//! 3. `general-relu`: GeneralRelu (leak 0.1, sub 0.4) with Kaiming a=0.1: mean near 0.
+//! 4. `lsuv`: LSUV rescales each conv on one real batch until its activation has
+//!    mean 0, std 1.
+//! 5. `batchnorm`: BatchNorm after each conv makes the init nearly irrelevant.
+//! 6. `one-cycle`: BatchNorm trained with a one-cycle schedule at a higher peak lr.
+//! 7. `norms`: BatchNorm, LayerNorm, InstanceNorm, GroupNorm and RunningBatchNorm on
+//!    the same net: which train, which blow up, and why InstanceNorm cannot classify.
+//! 8. `lr-find`: the LR finder's curve for the BatchNorm net.
+//! 9. `small-batch`: BatchNorm, BatchNorm with eps 0.1, and RunningBatchNorm at batch
+//!    size 2.
+//!
+//! Every stage watches the output of every conv and activation layer with
+//! `ActivationStats` and writes, into `<out>/<stage>/`, the mean/std curves, the
+//! `color_dim` heat map, the dead chart, the loss curve and a health report with
+//! verdicts; `<out>/summary.md` holds one row per run. The same `--seed` and
+//! `--threads` give the same numbers on every run (only the time column varies).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use autograd::Var;
+use clap::Parser;
+use data::fashion_mnist::FashionMnist;
+use data::loader::{DataLoader, Normalize};
+use diagnostics::activations::ActivationConfig;
+use lessons::models::{lesson_cnn, Activation, CnnConfig, Init, Norm};
+use lessons::watch::{fit_watched, write_run, WatchOptions, Watched};
+use lessons::Result;
+use nn::init::{lsuv, seeded_rng, LsuvConfig, LsuvTarget};
+use nn::layers::Sequential;
+use nn::optim::{HyperParams, Sgd};
+use plots::{LinePlot, Scale, Series};
+use train::callbacks::ParamScheduler;
+use train::{lr_find, Learner, LrFinderConfig};
+
+/// Replays fastai's "looking inside the model" lesson on Fashion-MNIST and writes the
+/// figures, health reports and a summary table.
+#[derive(Parser, Debug)]
+#[command(name = "diagnose", version, about, long_about = None)]
+struct Args {
+    /// Stages to run: `all`, or a comma-separated list of names or numbers
+    /// (1 baseline, 2 kaiming, 3 general-relu, 4 lsuv, 5 batchnorm, 6 one-cycle,
+    /// 7 norms, 8 lr-find, 9 small-batch).
+    #[arg(long, default_value = "all")]
+    stages: String,
+    /// Epochs per stage.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Training batch size (the small-batch stage always uses 2).
+    #[arg(long, default_value_t = 1024)]
+    batch_size: usize,
+    /// SGD learning rate (the one-cycle stage peaks at 10/3 of it, as the lesson's
+    /// 0.6 -> 2.0).
+    #[arg(long, default_value_t = 0.6)]
+    lr: f64,
+    /// Seed of the initialisation and the shuffling.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Threads of the compute pool (default: all cores). Results are reproducible for
+    /// a given seed and thread count.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Directory holding the four Fashion-MNIST IDX files (otherwise: FASHION_MNIST_DIR,
+    /// /usr/share/datasets/fashion-mnist, the user cache, then the embedded subset).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "diagnose-out")]
+    out: PathBuf,
+    /// Stop every training and validation phase after this many batches (quick runs).
+    #[arg(long)]
+    max_batches: Option<usize>,
+    /// Batches of the small-batch stage (batch size 2).
+    #[arg(long, default_value_t = 300)]
+    small_batches: usize,
+}
+
+/// The stages, in the lesson's order.
+const STAGES: [&str; 9] = [
+    "baseline",
+    "kaiming",
+    "general-relu",
+    "lsuv",
+    "batchnorm",
+    "one-cycle",
+    "norms",
+    "lr-find",
+    "small-batch",
+];
+
+/// The lesson's GeneralRelu.
+const GENERAL_RELU: Activation = Activation::GeneralRelu {
+    leak: 0.1,
+    sub: 0.4,
+};
+
+/// The learning rate of the small-batch experiment (the lesson's 0.4 at batch size 2).
+const SMALL_BATCH_LR: f64 = 0.4;
+
+/// Validation batch size (validation needs no gradients: large batches are cheap).
+const VALID_BS: usize = 1024;
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("diagnose: error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Parses `--stages` into stage names, in the lesson's order.
+fn parse_stages(spec: &str) -> Result<Vec<&'static str>> {
+    let spec = spec.trim();
+    if spec.is_empty() || spec.eq_ignore_ascii_case("all") {
+        return Ok(STAGES.to_vec());
+    }
+    let mut chosen = [false; STAGES.len()];
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let index = match part.parse::<usize>() {
+            Ok(n) if (1..=STAGES.len()).contains(&n) => n - 1,
+            _ => STAGES
+                .iter()
+                .position(|s| s.eq_ignore_ascii_case(part))
+                .ok_or_else(|| {
+                    format!(
+                        "unknown stage `{part}` in --stages; use `all` or names/numbers from: {}",
+                        STAGES
+                            .iter()
+                            .enumerate()
+                            .map(|(i, s)| format!("{} {s}", i + 1))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?,
+        };
+        chosen[index] = true;
+    }
+    Ok(STAGES
+        .iter()
+        .zip(chosen)
+        .filter_map(|(s, c)| c.then_some(*s))
+        .collect())
+}
+
+/// The data every stage shares.
+struct Ctx {
+    args: Args,
+    ds: FashionMnist,
+    norm: Normalize,
+    rows: Vec<Row>,
+}
+
+/// One line of the summary table.
+struct Row {
+    stage: String,
+    train_loss: Option<f64>,
+    valid_loss: Option<f64>,
+    valid_acc: Option<f64>,
+    dead: Vec<f64>,
+    verdicts: usize,
+    status: String,
+    seconds: f64,
+}
+
+fn run(args: Args) -> Result<()> {
+    if args.batch_size == 0 || args.epochs == 0 {
+        return Err(format!(
+            "--batch-size and --epochs must be at least 1, got {} and {}",
+            args.batch_size, args.epochs
+        )
+        .into());
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        return Err(format!("--lr must be a positive number, got {}", args.lr).into());
+    }
+    if args.max_batches == Some(0) || args.small_batches == 0 {
+        return Err("--max-batches and --small-batches must be at least 1".into());
+    }
+    let threads = match args.threads {
+        Some(0) => return Err("--threads must be at least 1".into()),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| format!("setting up {threads} compute threads: {e}"))?;
+    let stages = parse_stages(&args.stages)?;
+    let ds = FashionMnist::load(args.data.as_deref())
+        .map_err(|e| format!("loading Fashion-MNIST: {e}"))?;
+    println!("{}", ds.description());
+    println!(
+        "stages: {}; batch size {}, lr {}, {} epoch(s), seed {}, {threads} thread(s){}",
+        stages.join(", "),
+        args.batch_size,
+        args.lr,
+        args.epochs,
+        args.seed,
+        args.max_batches.map_or(String::new(), |m| format!(
+            ", at most {m} batches per phase"
+        ))
+    );
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("creating the output directory {}: {e}", args.out.display()))?;
+    let norm = Normalize::fit(&ds.train.images)?;
+    let mut ctx = Ctx {
+        args,
+        ds,
+        norm,
+        rows: Vec::new(),
+    };
+    for stage in stages {
+        println!("\n=== stage {stage} ===");
+        let result = match stage {
+            "baseline" => ctx.plain(stage, CnnConfig::default(), false, false, false),
+            "kaiming" => ctx.plain(
+                stage,
+                kaiming(Activation::Relu, Norm::None),
+                true,
+                false,
+                false,
+            ),
+            "general-relu" => {
+                ctx.plain(stage, kaiming(GENERAL_RELU, Norm::None), true, false, false)
+            }
+            "lsuv" => ctx.plain(stage, kaiming(GENERAL_RELU, Norm::None), true, true, false),
+            "batchnorm" => ctx.plain(
+                stage,
+                kaiming(Activation::Relu, Norm::Batch),
+                true,
+                false,
+                false,
+            ),
+            "one-cycle" => ctx.plain(
+                stage,
+                kaiming(Activation::Relu, Norm::Batch),
+                true,
+                false,
+                true,
+            ),
+            "norms" => ctx.norms(),
+            "lr-find" => ctx.lr_finder(),
+            "small-batch" => ctx.small_batch(),
+            other => Err(format!("no stage named {other}").into()),
+        };
+        if let Err(e) = result {
+            // A stage that cannot even start (e.g. an unwritable folder) is reported
+            // and the others still run.
+            eprintln!("stage {stage} failed: {e}");
+            ctx.rows.push(Row::failed(stage, e.to_string()));
+        }
+    }
+    let summary = ctx.summary();
+    println!("\n{summary}");
+    let path = ctx.args.out.join("summary.md");
+    std::fs::write(&path, &summary).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!(
+        "wrote {} and the figures under {}",
+        path.display(),
+        ctx.args.out.display()
+    );
+    Ok(())
+}
+
+/// Kaiming init with the given activation and normalisation.
+fn kaiming(activation: Activation, norm: Norm) -> CnnConfig {
+    CnnConfig {
+        activation,
+        norm,
+        init: Init::Kaiming,
+        ..CnnConfig::default()
+    }
+}
+
+impl Row {
+    fn failed(stage: &str, status: String) -> Self {
+        Row {
+            stage: stage.to_string(),
+            train_loss: None,
+            valid_loss: None,
+            valid_acc: None,
+            dead: Vec::new(),
+            verdicts: 0,
+            status,
+            seconds: 0.0,
+        }
+    }
+}
+
+impl Ctx {
+    fn loaders(&self, bs: usize, normalise: bool) -> Result<(DataLoader, DataLoader)> {
+        let mut train = DataLoader::new(&self.ds.train.images, &self.ds.train.labels, bs)?
+            .shuffle(self.args.seed)
+            .drop_last(bs > 1);
+        let mut valid = DataLoader::new(&self.ds.test.images, &self.ds.test.labels, VALID_BS)?;
+        if normalise {
+            train = train.transform(self.norm);
+            valid = valid.transform(self.norm);
+        }
+        Ok((train, valid))
+    }
+
+    fn learner(&self, model: Sequential, lr: f64, bs: usize, normalise: bool) -> Result<Learner> {
+        let (train_dl, valid_dl) = self.loaders(bs, normalise)?;
+        let hp = HyperParams {
+            lr,
+            ..HyperParams::default()
+        };
+        Ok(Learner::new(
+            Box::new(model),
+            move |params| Sgd::new(params, hp),
+            nn::loss::cross_entropy,
+            train_dl,
+            valid_dl,
+        )?)
+    }
+
+    fn watch_options(&self, max_batches: Option<usize>) -> WatchOptions {
+        WatchOptions {
+            epochs: self.args.epochs,
+            max_batches,
+            kinds: vec![
+                "Conv2d",
+                "ReLU",
+                "GeneralRelu",
+                "BatchNorm2d",
+                "LayerNorm",
+                "InstanceNorm2d",
+                "GroupNorm",
+                "RunningBatchNorm",
+            ],
+            activations: ActivationConfig::relu(),
+        }
+    }
+
+    /// Stages 1-6: one net, one run.
+    fn plain(
+        &mut self,
+        stage: &str,
+        cfg: CnnConfig,
+        normalise: bool,
+        with_lsuv: bool,
+        one_cycle: bool,
+    ) -> Result<()> {
+        let model = lesson_cnn(cfg, &mut seeded_rng(self.args.seed))?;
+        if with_lsuv {
+            self.apply_lsuv(&model)?;
+        }
+        let mut learn = self.learner(model, self.args.lr, self.args.batch_size, normalise)?;
+        let mut title = format!("{stage}: lr {}", self.args.lr);
+        if one_cycle {
+            let max_lr = self.args.lr * 10.0 / 3.0;
+            let (lr_schedule, _momentum) = train::schedule::one_cycle(max_lr, 0.3);
+            learn.add_callback(ParamScheduler::new(lr_schedule));
+            title = format!("{stage}: one-cycle to lr {max_lr:.3}");
+        }
+        let watched = fit_watched(&mut learn, &self.watch_options(self.args.max_batches))?;
+        self.finish(stage, &title, watched)
+    }
+
+    /// LSUV on the first normalised training batch, reported layer by layer.
+    fn apply_lsuv(&self, model: &Sequential) -> Result<()> {
+        let (train_dl, _) = self.loaders(self.args.batch_size, true)?;
+        let (xb, _) = train_dl
+            .epoch(0)
+            .next()
+            .ok_or("LSUV needs one training batch, but the training set is empty")??;
+        let targets = LsuvTarget::pairs(model, &["Conv2d"], &["GeneralRelu", "ReLU"]);
+        let reports = lsuv(model, &Var::constant(xb), &targets, LsuvConfig::default())?;
+        for r in reports {
+            println!(
+                "LSUV {} (observing {}): mean/std {:.3}/{:.3} -> {:.3}/{:.3} in {} step(s){}",
+                r.layer,
+                r.observe,
+                r.initial.0,
+                r.initial.1,
+                r.last.0,
+                r.last.1,
+                r.iterations,
+                if r.converged { "" } else { " (not converged)" }
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes a run's figures and report and adds its row.
+    fn finish(&mut self, stage: &str, title: &str, watched: Watched) -> Result<()> {
+        let dir = self.args.out.join(stage);
+        let (report, files) = write_run(&watched.log, &dir, title, 10)?;
+        let status = match &watched.outcome {
+            Ok(r) if r.fit_cancelled() => "cancelled".to_string(),
+            Ok(_) => "ok".to_string(),
+            Err(e) => {
+                println!("training stopped: {e}");
+                format!("stopped: {e}")
+            }
+        };
+        for v in &report.verdicts {
+            println!("  verdict: {v}");
+        }
+        println!("  {} files in {}", files.len(), dir.display());
+        let dead = watched
+            .dead_fractions()
+            .into_iter()
+            .filter(|(label, _)| label.contains("ReLU") || label.contains("GeneralRelu"))
+            .map(|(_, d)| d)
+            .collect();
+        let (valid_loss, valid_acc) = match watched.valid() {
+            Some((l, a)) => (Some(l), a),
+            None => (None, None),
+        };
+        self.rows.push(Row {
+            stage: stage.to_string(),
+            train_loss: watched.train_loss(),
+            valid_loss,
+            valid_acc,
+            dead,
+            verdicts: report.verdicts.len(),
+            status,
+            seconds: watched.seconds,
+        });
+        Ok(())
+    }
+
+    /// Stage 7: every normalisation on the same net, init and data.
+    fn norms(&mut self) -> Result<()> {
+        for norm in [
+            Norm::Batch,
+            Norm::Layer,
+            Norm::Instance,
+            Norm::Group(4),
+            Norm::RunningBatch,
+        ] {
+            let name = format!("norms-{}", norm.name());
+            println!("--- {name} ---");
+            let run = (|| -> Result<()> {
+                let model = lesson_cnn(
+                    kaiming(Activation::Relu, norm),
+                    &mut seeded_rng(self.args.seed),
+                )?;
+                let mut learn = self.learner(model, self.args.lr, self.args.batch_size, true)?;
+                let watched = fit_watched(&mut learn, &self.watch_options(self.args.max_batches))?;
+                let title = format!("{name}: lr {}", self.args.lr);
+                self.finish(&name, &title, watched)
+            })();
+            if let Err(e) = run {
+                eprintln!("{name} failed: {e}");
+                self.rows.push(Row::failed(&name, e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stage 8: the LR finder on the BatchNorm net (the model is restored afterwards).
+    fn lr_finder(&mut self) -> Result<()> {
+        let model = lesson_cnn(
+            kaiming(Activation::Relu, Norm::Batch),
+            &mut seeded_rng(self.args.seed),
+        )?;
+        let mut learn = self.learner(model, self.args.lr, self.args.batch_size, true)?;
+        let max_iters = self.args.max_batches.map_or(100, |m| m.clamp(2, 100));
+        let config = LrFinderConfig {
+            max_iters,
+            skip_start: (max_iters / 10).min(10),
+            ..LrFinderConfig::default()
+        };
+        let start = std::time::Instant::now();
+        let found = lr_find(&mut learn, config)?;
+        let seconds = start.elapsed().as_secs_f64();
+        let dir = self.args.out.join("lr-find");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let path = dir.join("lr_find.png");
+        let mut plot = LinePlot::new("LR finder: BatchNorm CNN", "learning rate", "training loss")
+            .x_scale(Scale::Log10)
+            .series(Series::from_xy(
+                "loss",
+                found.lrs.clone(),
+                found.losses.clone(),
+            ))
+            .series(Series::from_xy(
+                "smoothed",
+                found.lrs.clone(),
+                found.smoothed.clone(),
+            ));
+        plot = plot.marker(
+            found.suggested_lr,
+            found.smoothed_at(found.suggested_lr),
+            format!("suggested {:.3}", found.suggested_lr),
+        );
+        plot.save_png(&path, 1000, 600)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        println!(
+            "LR finder: {} points, minimum at lr {:.4}, suggested lr {:.4}{}; wrote {}",
+            found.lrs.len(),
+            found.lr_at_min,
+            found.suggested_lr,
+            if found.diverged {
+                " (diverged at the end of the sweep, as it should)"
+            } else {
+                ""
+            },
+            path.display()
+        );
+        let mut row = Row::failed(
+            "lr-find",
+            format!(
+                "suggested lr {:.4} (min at {:.4})",
+                found.suggested_lr, found.lr_at_min
+            ),
+        );
+        row.seconds = seconds;
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// Stage 9: BatchNorm vs BatchNorm with eps 0.1 vs RunningBatchNorm at batch size 2.
+    fn small_batch(&mut self) -> Result<()> {
+        let cap = self
+            .args
+            .max_batches
+            .map_or(self.args.small_batches, |m| m.min(self.args.small_batches));
+        let variants: [(&str, Norm, Option<f64>); 3] = [
+            ("small-batch-batchnorm", Norm::Batch, None),
+            ("small-batch-batchnorm-eps0.1", Norm::Batch, Some(0.1)),
+            ("small-batch-runningbatchnorm", Norm::RunningBatch, None),
+        ];
+        for (name, norm, eps) in variants {
+            println!("--- {name} (batch size 2, {cap} batches, lr {SMALL_BATCH_LR}) ---");
+            let run = (|| -> Result<()> {
+                let cfg = kaiming(Activation::Relu, norm);
+                let model = match eps {
+                    None => lesson_cnn(cfg, &mut seeded_rng(self.args.seed))?,
+                    Some(eps) => lessons::models::lesson_cnn_with_eps(
+                        cfg,
+                        eps,
+                        &mut seeded_rng(self.args.seed),
+                    )?,
+                };
+                let mut learn = self.learner(model, SMALL_BATCH_LR, 2, true)?;
+                let mut opts = self.watch_options(Some(cap));
+                opts.epochs = 1;
+                let watched = fit_watched(&mut learn, &opts)?;
+                let title = format!("{name}: batch size 2, lr {SMALL_BATCH_LR}");
+                self.finish(name, &title, watched)
+            })();
+            if let Err(e) = run {
+                eprintln!("{name} failed: {e}");
+                self.rows.push(Row::failed(name, e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The summary table and the lesson's explanations, as markdown.
+    fn summary(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "# diagnose: summary\n");
+        let _ = writeln!(md, "{}\n", self.ds.description());
+        let _ = writeln!(
+            md,
+            "batch size {}, lr {}, {} epoch(s), seed {}{}\n",
+            self.args.batch_size,
+            self.args.lr,
+            self.args.epochs,
+            self.args.seed,
+            self.args.max_batches.map_or(String::new(), |m| format!(
+                ", at most {m} batches per phase"
+            ))
+        );
+        let _ = writeln!(
+            md,
+            "| stage | train loss | valid loss | valid acc | dead fraction per activation layer | verdicts | status | time (s) |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+        let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+        for r in &self.rows {
+            let dead = if r.dead.is_empty() {
+                "-".to_string()
+            } else {
+                r.dead
+                    .iter()
+                    .map(|d| format!("{d:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                r.stage,
+                f(r.train_loss, 4),
+                f(r.valid_loss, 4),
+                f(r.valid_acc, 4),
+                dead,
+                r.verdicts,
+                r.status.replace('|', "/"),
+                r.seconds
+            );
+        }
+        if self.rows.iter().any(|r| r.stage.starts_with("norms-")) {
+            md.push_str(NORMS_NOTE);
+        }
+        if self.rows.iter().any(|r| r.stage.starts_with("small-batch")) {
+            md.push_str(SMALL_BATCH_NOTE);
+        }
+        md
+    }
+}
+
+/// What the normalisation comparison shows, as the lesson explains it.
+const NORMS_NOTE: &str = "
+## Why InstanceNorm cannot classify
+
+InstanceNorm normalises every image's every channel on its own: it subtracts that
+image's per-channel mean and divides by its per-channel std. The overall brightness and
+contrast of each feature map, which is much of what tells a sandal from a coat, is
+removed before the classifier sees it, so the net can only use the shapes that survive.
+BatchNorm and RunningBatchNorm share statistics across the batch, so the differences
+between images survive; LayerNorm and GroupNorm normalise per image but over several
+channels together, keeping the relative strength of the channels.
+";
+
+/// What the small-batch experiment shows.
+const SMALL_BATCH_NOTE: &str = "
+## Small batches
+
+At batch size 2 BatchNorm's batch statistics are the mean and variance of two images:
+the variance can be close to zero, so dividing by sqrt(var + eps) blows activations up
+and the statistics jump from batch to batch. A large eps (0.1) bounds the division;
+RunningBatchNorm normalises with running (debiased) statistics during training too, so
+it trains at batch size 2.
+";

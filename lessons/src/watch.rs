@@ -1,0 +1,227 @@
+//! Training a [`Learner`] while watching it: activation statistics on chosen layers,
+//! the batch losses, an optional cap on the batches, and afterwards the figures, the
+//! health report and the numbers of one summary row.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+use diagnostics::activations::{ActivationConfig, ActivationLog, ActivationStats, Pass};
+use diagnostics::health::{HealthConfig, HealthReport};
+use diagnostics::losses::LossLog;
+use diagnostics::TrainingLog;
+use nn::hooks::ModuleFilter;
+use train::{Event, Interrupt, Learner, Phase};
+
+use crate::figures::{heat_map, HeatPanel};
+use crate::Result;
+
+/// What to watch and how long to train.
+#[derive(Clone, Debug)]
+pub struct WatchOptions {
+    /// Epochs to fit.
+    pub epochs: usize,
+    /// Stop each training (and validation) phase after this many batches.
+    pub max_batches: Option<usize>,
+    /// Module kinds whose outputs are recorded (e.g. `["Conv2d", "ReLU"]`).
+    pub kinds: Vec<&'static str>,
+    /// The activation recorder's settings.
+    pub activations: ActivationConfig,
+}
+
+/// What one watched run produced.
+#[derive(Debug)]
+pub struct Watched {
+    /// The report of the fit, or the error that stopped it (e.g. a non-finite loss).
+    pub outcome: std::result::Result<train::FitReport, String>,
+    /// Everything recorded, also for a run that failed part-way.
+    pub log: TrainingLog,
+    /// Wall-clock seconds of the fit (the only number that depends on time).
+    pub seconds: f64,
+}
+
+impl Watched {
+    /// Mean training loss of the last epoch.
+    pub fn train_loss(&self) -> Option<f64> {
+        let report = self.outcome.as_ref().ok()?;
+        report.last(Phase::Train).map(|m| m.loss)
+    }
+
+    /// Validation loss and accuracy of the last epoch.
+    pub fn valid(&self) -> Option<(f64, Option<f64>)> {
+        let report = self.outcome.as_ref().ok()?;
+        report.last(Phase::Validate).map(|m| (m.loss, m.accuracy))
+    }
+
+    /// Per watched layer: its label and the mean dead fraction over the last quarter
+    /// of its training records (the fastai dead chart's final level).
+    pub fn dead_fractions(&self) -> Vec<(String, f64)> {
+        let Some(acts) = &self.log.activations else {
+            return Vec::new();
+        };
+        acts.layers
+            .iter()
+            .map(|layer| {
+                let recs: Vec<f64> = layer
+                    .records_of(Pass::Train)
+                    .map(|r| r.dead_fraction())
+                    .collect();
+                let tail = recs.len().div_ceil(4).max(1);
+                let start = recs.len().saturating_sub(tail);
+                let slice = &recs[start..];
+                let mean = if slice.is_empty() {
+                    f64::NAN
+                } else {
+                    slice.iter().sum::<f64>() / slice.len() as f64
+                };
+                (layer.label(), mean)
+            })
+            .collect()
+    }
+}
+
+/// Fits `learn` for `opts.epochs` with an [`ActivationStats`] on the modules of
+/// `opts.kinds` and a loss recorder, honouring `opts.max_batches`. A training error
+/// (a NaN loss, a failing layer) is returned inside [`Watched::outcome`], with what
+/// was recorded up to it.
+///
+/// # Errors
+/// Only when the recorder cannot be attached (no module of those kinds).
+pub fn fit_watched(learn: &mut Learner, opts: &WatchOptions) -> Result<Watched> {
+    let filter = ModuleFilter::kinds(&opts.kinds);
+    let stats = ActivationStats::watch(&*learn.model, &filter, opts.activations.clone())
+        .map_err(|e| format!("attaching the activation recorder: {e}"))?;
+    let losses = Rc::new(RefCell::new(LossLog::new()));
+    let cap = opts.max_batches;
+    let sink = losses.clone();
+    learn.add_callback(
+        move |event: Event, learn: &mut Learner| -> std::result::Result<(), Interrupt> {
+            match event {
+                Event::AfterLoss if learn.training => {
+                    if let Some(loss) = &learn.loss {
+                        let v = scalar(loss.tensor()).unwrap_or(f64::NAN);
+                        sink.borrow_mut().push_train(learn.step, v);
+                    }
+                }
+                Event::AfterValidate => {
+                    let m = learn.phase_metrics();
+                    if m.batches > 0 {
+                        sink.borrow_mut().push_valid(learn.step, m.loss);
+                    }
+                }
+                Event::AfterBatch => {
+                    if let Some(cap) = cap {
+                        if learn.iter + 1 >= cap {
+                            return Err(if learn.training {
+                                Interrupt::CancelTrain
+                            } else {
+                                Interrupt::CancelValidate
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        },
+    );
+    let start = Instant::now();
+    let outcome = learn.fit(opts.epochs).map_err(|e| e.to_string());
+    let seconds = start.elapsed().as_secs_f64();
+    // The closure (which holds the other handle on the loss log) goes with the
+    // callbacks of this run.
+    drop(learn.take_callbacks());
+    let losses = Rc::try_unwrap(losses)
+        .map(RefCell::into_inner)
+        .unwrap_or_else(|shared| shared.borrow().clone());
+    let activations = stats.log();
+    drop(stats);
+    Ok(Watched {
+        outcome,
+        log: TrainingLog {
+            activations: Some(activations),
+            gradients: None,
+            losses,
+        },
+        seconds,
+    })
+}
+
+/// The first element of a tensor as `f64` (a loss).
+pub fn scalar(t: &tensor::Tensor) -> Result<f64> {
+    let v = t.to_vec_f64()?;
+    v.first()
+        .copied()
+        .ok_or_else(|| "an empty tensor has no scalar value".into())
+}
+
+/// Writes a run's figures (the diagnostics crate's line plots plus the `color_dim`
+/// heat map) and its health report into `dir` (created); returns the report and the
+/// files.
+///
+/// # Errors
+/// A directory, figure or report that cannot be written.
+pub fn write_run(
+    log: &TrainingLog,
+    dir: &Path,
+    title: &str,
+    classes: usize,
+) -> Result<(HealthReport, Vec<PathBuf>)> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut files = log
+        .write_all_plots(dir)
+        .map_err(|e| format!("writing the figures into {}: {e}", dir.display()))?;
+    if let Some(acts) = &log.activations {
+        if let Some(path) = color_dim(acts, dir, title)? {
+            files.push(path);
+        }
+    }
+    let report = log.health(&HealthConfig::classifier(classes));
+    let md = report
+        .write_markdown(dir, &files)
+        .map_err(|e| format!("writing the health report into {}: {e}", dir.display()))?;
+    files.push(md);
+    Ok((report, files))
+}
+
+/// The histogram heat map of every layer with training records, as `color_dim.png`.
+fn color_dim(acts: &ActivationLog, dir: &Path, title: &str) -> Result<Option<PathBuf>> {
+    let panels: Vec<HeatPanel> = acts
+        .layers
+        .iter()
+        .filter_map(|layer| {
+            let rows: Vec<Vec<u64>> = layer
+                .records_of(Pass::Train)
+                .map(|r| r.histogram.clone())
+                .filter(|h| !h.is_empty())
+                .collect();
+            (!rows.is_empty()).then(|| HeatPanel {
+                title: layer.label(),
+                rows,
+            })
+        })
+        .collect();
+    if panels.is_empty() {
+        return Ok(None);
+    }
+    let spec = &acts.config.histogram;
+    let y_label = format!(
+        "{} bin ({}..{})",
+        if spec.abs {
+            "|activation|"
+        } else {
+            "activation"
+        },
+        spec.lo,
+        spec.hi
+    );
+    let path = dir.join("color_dim.png");
+    heat_map(
+        &path,
+        &format!("{title}: activation histograms over training (log1p counts)"),
+        &y_label,
+        &panels,
+    )?;
+    Ok(Some(path))
+}
