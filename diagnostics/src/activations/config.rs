@@ -1,0 +1,347 @@
+//! [`ActivationConfig`]: what [`ActivationStats`](super::ActivationStats) records, how
+//! often, on which passes, and which one-off captures it takes.
+
+use crate::error::{DiagError, Result};
+use crate::histogram::HistogramSpec;
+
+/// Whether a forward pass is part of training or of validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pass {
+    /// A training pass: modules in training mode, gradients recorded.
+    Train,
+    /// A validation (or inference) pass.
+    Valid,
+}
+
+impl Pass {
+    /// `"train"` or `"valid"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Train => "train",
+            Pass::Valid => "valid",
+        }
+    }
+
+    /// `Pass::Train` when `training`.
+    pub fn from_training(training: bool) -> Self {
+        if training {
+            Pass::Train
+        } else {
+            Pass::Valid
+        }
+    }
+}
+
+/// Which passes are recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Phases {
+    /// Training passes only (the lessons' plots).
+    #[default]
+    Train,
+    /// Validation passes only.
+    Valid,
+    /// Both; each record says which pass it came from.
+    Both,
+}
+
+impl Phases {
+    /// Whether `pass` is recorded.
+    pub fn includes(self, pass: Pass) -> bool {
+        matches!(
+            (self, pass),
+            (Phases::Both, _) | (Phases::Train, Pass::Train) | (Phases::Valid, Pass::Valid)
+        )
+    }
+}
+
+/// The bins of a [`Snapshot`](super::Snapshot)'s histograms.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SnapshotBins {
+    /// The recorder's own [`ActivationConfig::histogram`].
+    Recorded,
+    /// `bins` symmetric bins over `±max|x|` of each layer (Karpathy's per-layer
+    /// histograms, whose range follows the data).
+    Fit {
+        /// Number of bins.
+        bins: usize,
+    },
+    /// A fixed spec.
+    Fixed(HistogramSpec),
+}
+
+/// Capture per-layer histograms at one training call (Karpathy's "activation
+/// distribution" figure: one curve per layer with its mean, std and saturation).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SnapshotSpec {
+    /// Index of the training forward call of each module to capture (0 = the first).
+    pub call: usize,
+    /// Bins of the captured histograms.
+    pub bins: SnapshotBins,
+}
+
+/// Capture which units are saturated for one layer at one training call (Karpathy's
+/// `h.abs() > 0.99` image: examples down, units across; a white column is a unit that
+/// is saturated for every example and so learns nothing).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SaturationMapSpec {
+    /// Dotted path of the module whose output is captured.
+    pub layer: String,
+    /// Index of the training forward call to capture.
+    pub call: usize,
+    /// `|h| > threshold` is saturated (Karpathy: 0.99).
+    pub threshold: f64,
+    /// At most this many examples (rows) are kept.
+    pub max_rows: usize,
+}
+
+/// Default of [`SaturationMapSpec::threshold`].
+pub const SATURATION_MAP_THRESHOLD: f64 = 0.99;
+
+/// Default of [`SaturationMapSpec::max_rows`] (Karpathy's batch of 32).
+pub const SATURATION_MAP_ROWS: usize = 32;
+
+/// What [`ActivationStats`](super::ActivationStats) records.
+///
+/// Start from a preset and adjust with the builder methods:
+///
+/// ```
+/// use diagnostics::activations::{ActivationConfig, Phases};
+/// let cfg = ActivationConfig::tanh().every(10).phases(Phases::Both).snapshot_at(0);
+/// assert_eq!(cfg.histogram.lo, -1.0);
+/// assert!(cfg.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivationConfig {
+    /// Record every `every`-th forward call of each module (1 = every call). Calls are
+    /// counted per module and per pass; call 0 is always recorded.
+    pub every: usize,
+    /// Which passes are recorded (and counted).
+    pub phases: Phases,
+    /// The histogram of each record.
+    pub histogram: HistogramSpec,
+    /// `|x| < near_zero` counts as near zero (the dead-unit fraction). ReLU's dead
+    /// units are exactly 0; the default `1e-3` also catches units squashed to nothing.
+    pub near_zero: f64,
+    /// For a histogram of `|x|` starting at 0: how many of the lowest bins count as
+    /// "dead" (the fastai lesson's dead chart uses 2, i.e. `|x| < 0.5` with the
+    /// default bins). Ignored for signed histograms.
+    pub dead_bins: usize,
+    /// `|x| > saturation` counts as saturated (tanh units; Karpathy uses 0.97).
+    pub saturation: f64,
+    /// Optional per-layer histograms at one training call.
+    pub snapshot: Option<SnapshotSpec>,
+    /// Optional saturation map of one layer at one training call.
+    pub saturation_map: Option<SaturationMapSpec>,
+}
+
+/// Default of [`ActivationConfig::near_zero`].
+pub const NEAR_ZERO: f64 = 1e-3;
+
+/// Default of [`ActivationConfig::dead_bins`] (the fastai lesson's `h1[:2]`).
+pub const DEAD_BINS: usize = 2;
+
+/// Default of [`ActivationConfig::saturation`] (Karpathy's `t.abs() > 0.97`).
+pub const SATURATION: f64 = 0.97;
+
+impl Default for ActivationConfig {
+    /// [`ActivationConfig::relu`].
+    fn default() -> Self {
+        Self::relu()
+    }
+}
+
+impl ActivationConfig {
+    /// For ReLU nets, as in the fastai lesson: every training call, 40 bins of `|x|`
+    /// over `[0, 10)`, dead = the two lowest bins or `|x| < 1e-3`.
+    pub fn relu() -> Self {
+        Self {
+            every: 1,
+            phases: Phases::Train,
+            histogram: HistogramSpec::magnitudes(),
+            near_zero: NEAR_ZERO,
+            dead_bins: DEAD_BINS,
+            saturation: SATURATION,
+            snapshot: None,
+            saturation_map: None,
+        }
+    }
+
+    /// For tanh nets, as in Karpathy's lesson: 40 bins of `x` over `[-1, 1)`,
+    /// saturated = `|x| > 0.97`.
+    pub fn tanh() -> Self {
+        Self {
+            histogram: HistogramSpec::tanh(),
+            ..Self::relu()
+        }
+    }
+
+    /// Records every `n`-th call.
+    pub fn every(mut self, n: usize) -> Self {
+        self.every = n;
+        self
+    }
+
+    /// Records these passes.
+    pub fn phases(mut self, phases: Phases) -> Self {
+        self.phases = phases;
+        self
+    }
+
+    /// Uses this histogram.
+    pub fn histogram(mut self, spec: HistogramSpec) -> Self {
+        self.histogram = spec;
+        self
+    }
+
+    /// Uses this near-zero threshold.
+    pub fn near_zero(mut self, threshold: f64) -> Self {
+        self.near_zero = threshold;
+        self
+    }
+
+    /// Uses this saturation threshold.
+    pub fn saturation(mut self, threshold: f64) -> Self {
+        self.saturation = threshold;
+        self
+    }
+
+    /// Captures per-layer histograms (100 bins over each layer's `±max|x|`) at
+    /// training call `call`.
+    pub fn snapshot_at(self, call: usize) -> Self {
+        self.snapshot(SnapshotSpec {
+            call,
+            bins: SnapshotBins::Fit { bins: 100 },
+        })
+    }
+
+    /// Captures per-layer histograms as `spec` says.
+    pub fn snapshot(mut self, spec: SnapshotSpec) -> Self {
+        self.snapshot = Some(spec);
+        self
+    }
+
+    /// Captures the saturation map (`|h| > 0.99`, at most 32 examples) of the module
+    /// at `layer` at training call `call`.
+    pub fn saturation_map_at(mut self, layer: impl Into<String>, call: usize) -> Self {
+        self.saturation_map = Some(SaturationMapSpec {
+            layer: layer.into(),
+            call,
+            threshold: SATURATION_MAP_THRESHOLD,
+            max_rows: SATURATION_MAP_ROWS,
+        });
+        self
+    }
+
+    /// Checks every value; the error names the field and the value.
+    pub fn validate(&self) -> Result<()> {
+        const CFG: &str = "ActivationConfig";
+        if self.every == 0 {
+            return Err(DiagError::config(CFG, "every", 0, "must be at least 1"));
+        }
+        self.histogram.validate(CFG)?;
+        for (field, v) in [
+            ("near_zero", self.near_zero),
+            ("saturation", self.saturation),
+        ] {
+            if v.is_nan() || v < 0.0 {
+                return Err(DiagError::config(CFG, field, v, "must be >= 0"));
+            }
+        }
+        if self.histogram.abs && self.dead_bins > self.histogram.bins {
+            return Err(DiagError::config(
+                CFG,
+                "dead_bins",
+                self.dead_bins,
+                format!("must not exceed histogram.bins ({})", self.histogram.bins),
+            ));
+        }
+        if let Some(snap) = &self.snapshot {
+            match snap.bins {
+                SnapshotBins::Recorded => {}
+                SnapshotBins::Fit { bins } => {
+                    HistogramSpec::signed(bins, -1.0, 1.0).validate("ActivationConfig.snapshot")?
+                }
+                SnapshotBins::Fixed(spec) => spec.validate("ActivationConfig.snapshot")?,
+            }
+        }
+        if let Some(map) = &self.saturation_map {
+            if map.threshold.is_nan() || map.threshold < 0.0 {
+                return Err(DiagError::config(
+                    CFG,
+                    "saturation_map.threshold",
+                    map.threshold,
+                    "must be >= 0",
+                ));
+            }
+            if map.max_rows == 0 {
+                return Err(DiagError::config(
+                    CFG,
+                    "saturation_map.max_rows",
+                    0,
+                    "must be at least 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernel configuration of one record (histogram and thresholds).
+    pub fn stats_config(&self) -> kernels::cpu::stats::StatsConfig {
+        kernels::cpu::stats::StatsConfig {
+            bins: self.histogram.bins,
+            lo: self.histogram.lo,
+            hi: self.histogram.hi,
+            near_zero: self.near_zero,
+            saturation: self.saturation,
+            abs: self.histogram.abs,
+        }
+    }
+
+    /// Whether the lowest-bins dead fraction is defined (a histogram of `|x|` from 0).
+    pub(crate) fn has_low_bins(&self) -> bool {
+        self.histogram.abs && self.histogram.lo == 0.0 && self.dead_bins > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_include_the_right_passes() {
+        assert!(Phases::Train.includes(Pass::Train));
+        assert!(!Phases::Train.includes(Pass::Valid));
+        assert!(Phases::Valid.includes(Pass::Valid));
+        assert!(Phases::Both.includes(Pass::Train) && Phases::Both.includes(Pass::Valid));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = ActivationConfig::relu().every(0).validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ActivationConfig.every = 0: must be at least 1"
+        );
+        let e = ActivationConfig::relu()
+            .near_zero(f64::NAN)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("near_zero = NaN"), "{e}");
+        let mut cfg = ActivationConfig::relu().saturation_map_at("0", 0);
+        if let Some(m) = cfg.saturation_map.as_mut() {
+            m.max_rows = 0;
+        }
+        assert!(cfg.validate().unwrap_err().to_string().contains("max_rows"));
+        let cfg = ActivationConfig::relu().snapshot(SnapshotSpec {
+            call: 0,
+            bins: SnapshotBins::Fit { bins: 0 },
+        });
+        assert!(cfg.validate().unwrap_err().to_string().contains("bins = 0"));
+    }
+
+    #[test]
+    fn low_bins_need_a_magnitude_histogram() {
+        assert!(ActivationConfig::relu().has_low_bins());
+        assert!(!ActivationConfig::tanh().has_low_bins());
+    }
+}
