@@ -96,7 +96,9 @@ impl Learner {
     /// - [`TrainError::Config`] when the training loader yields no batch.
     ///
     /// An error stops the run at once: no further event fires. The callbacks are back
-    /// in the learner either way.
+    /// in the learner either way. A non-finite loss is checked after `after_loss`,
+    /// so callbacks see it there first (to record which layer went wrong, or to
+    /// cancel the batch or the run themselves, as the LR finder does).
     pub fn fit(&mut self, n_epochs: usize) -> Result<FitReport> {
         let n_train = self.train_dl.num_batches();
         if n_train == 0 {
@@ -358,10 +360,11 @@ impl Learner {
                         source,
                     }))
                 }
-                other => match other.scope() {
-                    Some(scope) => scope,
-                    None => continue,
-                },
+                Interrupt::CancelBatch => Scope::Batch,
+                Interrupt::CancelTrain => Scope::Train,
+                Interrupt::CancelValidate => Scope::Validate,
+                Interrupt::CancelEpoch => Scope::Epoch,
+                Interrupt::CancelFit => Scope::Fit,
             };
             if !self.is_open(scope, event) {
                 return Err(Unwind::Error(TrainError::MisplacedCancel {
