@@ -140,9 +140,9 @@ impl Learner {
         self.loss = None;
         self.xb = None;
         self.yb = None;
-        // Callbacks added during the run go after the original ones.
-        callbacks.append(&mut self.callbacks);
-        self.callbacks = callbacks;
+        // Callbacks added during the run join the others in their order.
+        let added = std::mem::replace(&mut self.callbacks, callbacks);
+        self.add_callbacks(added);
         match result {
             Err(Unwind::Error(e)) => Err(e),
             // A cancel always stops at its scope, and every open scope is inside the

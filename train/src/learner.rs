@@ -253,15 +253,18 @@ impl Learner {
         self
     }
 
-    /// Adds a callback. Added during a fit (by another callback), it takes part from
-    /// the next fit on.
+    /// Adds a callback, after those of lower or equal [`order`](Callback::order),
+    /// so the list is always in the order the callbacks run. Added during a fit (by
+    /// another callback), it takes part from the next fit on.
     pub fn add_callback(&mut self, callback: impl Callback) {
-        self.callbacks.push(Box::new(callback));
+        self.add_boxed_callback(Box::new(callback));
     }
 
-    /// Adds an already boxed callback.
+    /// Adds an already boxed callback (see [`add_callback`](Learner::add_callback)).
     pub fn add_boxed_callback(&mut self, callback: Box<dyn Callback>) {
-        self.callbacks.push(callback);
+        let order = callback.order();
+        let at = self.callbacks.partition_point(|c| c.order() <= order);
+        self.callbacks.insert(at, callback);
     }
 
     /// The first callback of type `T`, to read what it recorded. Callbacks are out of
@@ -294,7 +297,9 @@ impl Learner {
     /// Adds callbacks taken from a learner with
     /// [`take_callbacks`](Learner::take_callbacks).
     pub fn add_callbacks(&mut self, callbacks: Vec<Box<dyn Callback>>) {
-        self.callbacks.extend(callbacks);
+        for callback in callbacks {
+            self.add_boxed_callback(callback);
+        }
     }
 
     /// Removes every callback and returns them (to run a bare loop, or to move them
@@ -303,7 +308,7 @@ impl Learner {
         std::mem::take(&mut self.callbacks)
     }
 
-    /// The names of the installed callbacks, in the order they were added.
+    /// The names of the installed callbacks, in the order they run.
     pub fn callback_names(&self) -> Vec<String> {
         self.callbacks.iter().map(|c| c.name()).collect()
     }
