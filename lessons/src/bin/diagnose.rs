@@ -71,8 +71,12 @@ struct Args {
     threads: Option<usize>,
     /// Directory holding the four Fashion-MNIST IDX files (otherwise: FASHION_MNIST_DIR,
     /// /usr/share/datasets/fashion-mnist, the user cache, then the embedded subset).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "subset")]
     data: Option<PathBuf>,
+    /// Use the subset embedded in the binary (5000 train, 1000 test) even when the
+    /// full set is installed: a run in seconds.
+    #[arg(long)]
+    subset: bool,
     /// Output directory.
     #[arg(long, default_value = "diagnose-out")]
     out: PathBuf,
@@ -194,8 +198,12 @@ fn run(args: Args) -> Result<()> {
         .build_global()
         .map_err(|e| format!("setting up {threads} compute threads: {e}"))?;
     let stages = parse_stages(&args.stages)?;
-    let ds = FashionMnist::load(args.data.as_deref())
-        .map_err(|e| format!("loading Fashion-MNIST: {e}"))?;
+    let loaded = if args.subset {
+        FashionMnist::load_embedded()
+    } else {
+        FashionMnist::load(args.data.as_deref())
+    };
+    let ds = loaded.map_err(|e| format!("loading Fashion-MNIST: {e}"))?;
     println!("{}", ds.description());
     println!(
         "stages: {}; batch size {}, lr {}, {} epoch(s), seed {}, {threads} thread(s){}",

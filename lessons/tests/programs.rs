@@ -1,0 +1,203 @@
+//! End-to-end runs of the lesson programs with small settings: `diagnose` on the
+//! embedded Fashion-MNIST subset and `makemore` on `../shared/data/names.txt`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A fresh, empty directory under the system temp dir for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lessons-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(bin: &str, args: &[&str]) -> Output {
+    let out = Command::new(bin).args(args).output().unwrap();
+    if !out.status.success() {
+        panic!(
+            "{bin} {args:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Decodes a PNG and checks that it has a sensible size and is not blank: at least
+/// 1% of its pixels differ from the top-left (background) pixel.
+fn assert_valid_png(path: &Path) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap_or_else(|e| panic!("{} is not a PNG: {e}", path.display()));
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert!(
+        info.width >= 200 && info.height >= 200,
+        "{}: {}x{}",
+        path.display(),
+        info.width,
+        info.height
+    );
+    let px = info.color_type.samples();
+    let data = &buf[..info.buffer_size()];
+    let background = &data[..px];
+    let differing = data.chunks(px).filter(|p| p != &background).count();
+    let total = data.len() / px;
+    assert!(
+        differing * 100 >= total,
+        "{} looks blank: {differing} of {total} pixels differ from the background",
+        path.display()
+    );
+}
+
+#[test]
+fn diagnose_runs_two_stages_on_the_embedded_subset() {
+    let out_dir = temp_dir("diagnose");
+    let out = run(
+        env!("CARGO_BIN_EXE_diagnose"),
+        &[
+            "--subset",
+            "--stages",
+            "baseline,5",
+            "--max-batches",
+            "3",
+            "--threads",
+            "2",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("embedded"),
+        "no data source line in:\n{stdout}"
+    );
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    for stage in ["baseline", "batchnorm"] {
+        assert!(
+            summary.contains(&format!("| {stage} |")),
+            "{stage} missing from:\n{summary}"
+        );
+        let dir = out_dir.join(stage);
+        for fig in [
+            "activation_means",
+            "activation_stds",
+            "dead_chart",
+            "color_dim",
+            "loss",
+        ] {
+            assert_valid_png(&dir.join(format!("{fig}.png")));
+        }
+        let report = std::fs::read_to_string(dir.join("health.md")).unwrap();
+        assert!(report.contains("# Training health report"));
+    }
+    assert!(
+        !out_dir.join("kaiming").exists(),
+        "a stage that was not asked for ran"
+    );
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+#[test]
+fn diagnose_is_reproducible_for_a_seed_and_thread_count() {
+    let table = |name: &str| {
+        let dir = temp_dir(name);
+        run(
+            env!("CARGO_BIN_EXE_diagnose"),
+            &[
+                "--subset",
+                "--stages",
+                "kaiming",
+                "--max-batches",
+                "3",
+                "--threads",
+                "2",
+                "--seed",
+                "7",
+                "--out",
+                dir.to_str().unwrap(),
+            ],
+        );
+        let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        // Everything but the time column.
+        summary
+            .lines()
+            .filter(|l| l.starts_with("| kaiming"))
+            .map(|l| {
+                l.rsplit_once('|')
+                    .unwrap()
+                    .0
+                    .rsplit_once('|')
+                    .unwrap()
+                    .0
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = table("repro-a");
+    assert_eq!(a.len(), 1);
+    assert_eq!(a, table("repro-b"));
+}
+
+#[test]
+fn diagnose_rejects_an_unknown_stage() {
+    let out = Command::new(env!("CARGO_BIN_EXE_diagnose"))
+        .args(["--subset", "--stages", "warp-drive"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown stage `warp-drive`"), "{stderr}");
+}
+
+#[test]
+fn makemore_runs_on_names() {
+    let words = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/names.txt");
+    if !words.exists() {
+        eprintln!("skipped: {} is absent", words.display());
+        return;
+    }
+    let out_dir = temp_dir("makemore");
+    let out = run(
+        env!("CARGO_BIN_EXE_makemore"),
+        &[
+            "--words",
+            words.to_str().unwrap(),
+            "--steps",
+            "40",
+            "--threads",
+            "2",
+            "--scale-output",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("initial loss"), "{stdout}");
+    assert!(stdout.contains("expected -ln(1/27) = 3.2958"), "{stdout}");
+    assert!(stdout.contains("samples: "), "{stdout}");
+    for fig in [
+        "saturation_map",
+        "activation_histograms",
+        "update_data",
+        "loss",
+    ] {
+        assert_valid_png(&out_dir.join(format!("{fig}.png")));
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+#[test]
+fn makemore_reports_a_missing_word_list() {
+    let out = Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .args(["--words", "/nonexistent/words.txt"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/words.txt"), "{stderr}");
+}
