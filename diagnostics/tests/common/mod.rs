@@ -40,9 +40,20 @@ pub fn lesson_cnn(init: Init, seed: u64) -> TestResult<Sequential> {
     let mut blocks: Vec<Box<dyn Module>> = Vec::new();
     for i in 0..5 {
         let kernel = if i == 0 { 5 } else { 3 };
-        let conv = Conv2d::new(channels[i], channels[i + 1], kernel, opts, DType::F32, &mut rng)?;
+        let conv = Conv2d::new(
+            channels[i],
+            channels[i + 1],
+            kernel,
+            opts,
+            DType::F32,
+            &mut rng,
+        )?;
         if init == Init::Kaiming {
-            let gain = if i == 4 { Nonlinearity::Linear } else { Nonlinearity::Relu };
+            let gain = if i == 4 {
+                Nonlinearity::Linear
+            } else {
+                Nonlinearity::Relu
+            };
             nn::init::kaiming_normal_(conv.weight().tensor(), 0.0, FanMode::FanIn, gain, &mut rng)?;
             if let Some(b) = conv.bias() {
                 nn::init::zeros_(b.tensor())?;
