@@ -117,6 +117,9 @@ pub enum TrainError {
         #[source]
         source: Box<nn::NnError>,
     },
+    /// Drawing or writing a figure failed; the inner error names the file.
+    #[error(transparent)]
+    Plot(Box<plots::PlotError>),
     /// A tensor operation outside a batch failed (copying or restoring state).
     #[error("{during}: {source}")]
     Tensor {

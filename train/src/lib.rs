@@ -13,7 +13,8 @@
 //!   [`ParamScheduler`](callbacks::ParamScheduler), which applies the [`schedule`]s
 //!   (linear, cosine, exponential, combined, one-cycle) batch by batch.
 //! - [`lr_find`](mod@lr_find): the LR finder, which restores the model afterwards
-//!   ([`ModelSnapshot`]).
+//!   ([`ModelSnapshot`]) and plots loss against learning rate with its suggestion
+//!   (through the `plots` crate, as does [`Recorder::plot`](callbacks::Recorder::plot)).
 //!
 //! # Reproducibility
 //!

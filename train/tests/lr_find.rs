@@ -184,3 +184,35 @@ fn buffers_are_restored_and_a_hopeless_model_is_an_error() {
         .to_string()
         .contains("end_lr must be finite and > start_lr"));
 }
+
+#[test]
+fn the_finder_plots_loss_against_lr_with_the_suggestion() {
+    let mut learn = blob_learner(256, 64, 16, 0.05, 9);
+    let found = lr_find(
+        &mut learn,
+        LrFinderConfig {
+            start_lr: 1e-5,
+            end_lr: 1e4,
+            ..LrFinderConfig::default()
+        },
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("train-lr-find-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("lr_finder.png");
+    found.save_png(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((width, height), (1000, 600));
+    if std::env::var_os("KEEP_PLOTS").is_none() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // A missing directory is an error naming the file, not a panic.
+    let err = found
+        .save_png(dir.join("missing").join("x.png"))
+        .unwrap_err();
+    assert!(matches!(err, TrainError::Plot(_)), "{err}");
+}

@@ -113,3 +113,20 @@ fn callbacks_add_values_to_the_report() {
     assert!(report.to_string().contains("lr"));
     assert_eq!(report.last(Phase::Train).unwrap().batches, 4);
 }
+
+#[test]
+fn the_recorder_draws_the_loss_curve() {
+    let mut learn =
+        blob_learner(64, 16, 8, 0.05, 3).with_callback(train::callbacks::Recorder::new());
+    learn.fit(2).unwrap();
+    let recorder = learn.callback::<train::callbacks::Recorder>().unwrap();
+    assert_eq!(recorder.losses().len(), 16);
+    let dir = std::env::temp_dir().join(format!("train-recorder-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("loss.png");
+    recorder.plot().save_png(&path, 800, 500).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 800);
+}

@@ -42,6 +42,18 @@ impl Recorder {
     pub fn lrs(&self) -> Vec<f64> {
         self.batches.iter().map(|b| b.lr).collect()
     }
+
+    /// The loss curve: every recorded training loss, in order (x is the record's
+    /// index, so several fits follow one another).
+    pub fn plot(&self) -> plots::LinePlot {
+        plots::LinePlot::new("training loss", "batch", "loss").series(plots::Series::new(
+            "training loss",
+            self.batches
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (i as f64, b.loss)),
+        ))
+    }
 }
 
 impl Callback for Recorder {

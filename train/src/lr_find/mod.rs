@@ -17,10 +17,15 @@
 //! without the learner's callbacks (a scheduler would fight the sweep, and the
 //! metrics table would print partial epochs).
 //!
+//! [`LrFinderResult::plot`] draws the loss against the learning rate on a log axis
+//! with the suggestion marked ([`LrFinderResult::save_png`] writes it).
+//!
 //! The **suggested learning rate** is the one at the minimum of the smoothed loss
 //! (leaving out the first `skip_start` points), divided by 10 (the classic rule: an order of magnitude below where the loss stops
 //! improving). The learning rate of steepest descent of the smoothed loss (before its
 //! minimum) is reported beside it.
+
+mod plot;
 
 use crate::callback::{Callback, Interrupt};
 use crate::error::{Result, TrainError};
