@@ -171,8 +171,8 @@ impl Coord {
         }
     }
 
-    /// Powers of ten inside the range (every k-th if there are too many), plus 2x and
-    /// 5x multiples when the range spans only a few decades.
+    /// Powers of ten inside the range (every k-th if there are too many), plus their
+    /// multiples when the range spans only a few decades and `max_points` allows.
     fn log_key_points(&self, max_points: usize) -> Vec<f64> {
         let max_points = max_points.max(1);
         let (lo, hi) = (self.range.start, self.range.end);
@@ -185,17 +185,24 @@ impl Coord {
             .step_by(step)
             .map(|e| 10f64.powi(e))
             .collect();
-        if decades <= 3 && 3 * decades <= max_points {
-            let lowest = first - 1;
-            for e in lowest..=last {
-                for m in [2.0, 5.0] {
-                    let v = m * 10f64.powi(e);
-                    if v >= lo && v <= hi {
-                        points.push(v);
-                    }
-                }
+        // Fill short ranges with multiples: 2..9 within about a decade, else 2 and 5,
+        // as long as the hint allows that many labels.
+        for multiples in [
+            &[2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0][..],
+            &[2.0, 5.0][..],
+        ] {
+            if decades > 3 {
+                break;
             }
-            points.sort_by(f64::total_cmp);
+            let extra: Vec<f64> = (first - 1..=last)
+                .flat_map(|e| multiples.iter().map(move |m| m * 10f64.powi(e)))
+                .filter(|v| (lo..=hi).contains(v))
+                .collect();
+            if points.len() + extra.len() <= max_points {
+                points.extend(extra);
+                points.sort_by(f64::total_cmp);
+                break;
+            }
         }
         points
     }
@@ -287,8 +294,10 @@ mod tests {
         assert_eq!(coord.key_points(4usize), vec![1e-3, 1e-2, 1e-1, 1.0]);
         // Too many decades for the hint: every second one.
         assert_eq!(coord.key_points(3usize), vec![1e-3, 1e-1]);
-        let few = Coord::new(Scale::Log10, 0.15, 12.0).key_points(20usize);
+        let few = Coord::new(Scale::Log10, 0.15, 12.0).key_points(10usize);
         assert_eq!(few, vec![0.2, 0.5, 1.0, 2.0, 5.0, 10.0]);
+        let narrow = Coord::new(Scale::Log10, 0.9, 3.5).key_points(10usize);
+        assert_eq!(narrow, vec![0.9, 1.0, 2.0, 3.0]);
         let many = Coord::new(Scale::Log10, 1e-12, 1.0).key_points(5usize);
         assert_eq!(many.len(), 5);
     }

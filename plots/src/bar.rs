@@ -205,8 +205,7 @@ impl Figure for BarChart {
             Some((lo, hi)) if valid_range(lo, hi) => (lo, hi),
             Some((lo, hi)) => return Err(ctx.range("value range", lo, hi)),
             None => {
-                // Bars start at zero, so zero is always in view; leave room on the
-                // growing side for the value labels.
+                // Bars start at zero, so zero is always in view.
                 let values = self
                     .bars
                     .iter()
@@ -222,12 +221,14 @@ impl Figure for BarChart {
                         .map(|b| b.1)
                         .chain(self.guides.iter().map(|g| g.value))
                 };
+                // Value labels sit right of each bar (right of zero for negative
+                // bars), so only the right end needs room for them.
                 let lo = if values().any(|v| v < 0.0) {
-                    lo - room
+                    lo
                 } else {
                     lo.max(0.0)
                 };
-                let hi = if values().any(|v| v > 0.0) {
+                let hi = if values().any(|v| v.is_finite() && v != 0.0) {
                     hi + room
                 } else {
                     hi
@@ -285,8 +286,11 @@ impl Figure for BarChart {
                 Coord::flipped(0.0, rows_f),
             )?;
         let format = self.format;
+        let (plot_width, plot_height) = chart.plotting_area().dim_in_pixel();
         chart
             .configure_mesh()
+            .x_labels(theme.x_ticks(plot_width))
+            .y_labels(theme.y_ticks(plot_height))
             .disable_y_mesh()
             .x_desc(self.value_label.as_str())
             .x_label_formatter(&|v: &f64| format.format(*v))
@@ -320,16 +324,14 @@ impl Figure for BarChart {
                     [(start, top), (end, bottom)],
                     BAR.filled(),
                 )))?;
-                let (x, y) = chart.backend_coord(&(end, centre));
-                let (dx, anchor) = if *value >= 0.0 {
-                    (gap, HPos::Left)
-                } else {
-                    (-gap, HPos::Right)
-                };
+                // Labels go right of the bar's end, or for a negative bar right of
+                // the zero line, so they never run into the category names.
+                let label_at = if *value >= 0.0 { end } else { start };
+                let (x, y) = chart.backend_coord(&(label_at, centre));
                 root.draw(&Text::new(
                     shown,
-                    (x + dx, y),
-                    Theme::ink(value_font.clone()).pos(Pos::new(anchor, VPos::Center)),
+                    (x + gap, y),
+                    Theme::ink(value_font.clone()).pos(Pos::new(HPos::Left, VPos::Center)),
                 ))?;
             } else {
                 let at = 0.0f64.clamp(prepared.lo, prepared.hi);

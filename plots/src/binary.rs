@@ -247,6 +247,8 @@ impl Figure for BinaryImage {
         )))?;
         chart
             .configure_mesh()
+            .x_labels(theme.x_ticks(width))
+            .y_labels(theme.y_ticks(height))
             .disable_mesh()
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())

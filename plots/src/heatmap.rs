@@ -247,8 +247,8 @@ impl Figure for HistogramHeatmap {
         let (body_width, body_height) = body.dim_in_pixel();
         let (left, rest) = body.split_horizontally(theme.px(28.0));
         let (rest, colorbar) =
-            rest.split_horizontally(body_width - theme.px(28.0) - theme.px(95.0));
-        let (grid, bottom) = rest.split_vertically(body_height - theme.px(30.0));
+            rest.split_horizontally(body_width.saturating_sub(theme.px(28.0) + theme.px(95.0)));
+        let (grid, bottom) = rest.split_vertically(body_height.saturating_sub(theme.px(30.0)));
         draw_axis_descriptions(&left, &bottom, &self.x_label, &self.y_label, &theme)?;
         draw_colorbar(&colorbar, &theme)?;
 
@@ -315,8 +315,8 @@ impl HistogramHeatmap {
         chart
             .configure_mesh()
             .disable_mesh()
-            .x_labels(5)
-            .y_labels(5)
+            .x_labels(theme.x_ticks(plot_width))
+            .y_labels(theme.y_ticks(plot_height))
             .label_style(Theme::ink(theme.tick_font()))
             .axis_style(INK.stroke_width(1))
             .draw()?;

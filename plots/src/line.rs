@@ -373,8 +373,11 @@ impl Figure for LinePlot {
             .y_label_area_size(theme.px(70.0))
             .margin_right(theme.px(10.0))
             .build_cartesian_2d(x_coord, y_coord)?;
+        let (plot_width, plot_height) = chart.plotting_area().dim_in_pixel();
         chart
             .configure_mesh()
+            .x_labels(theme.x_ticks(plot_width))
+            .y_labels(theme.y_ticks(plot_height))
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
             .axis_desc_style(Theme::ink(theme.axis_font()))

@@ -285,8 +285,11 @@ impl Figure for HistogramOverlay {
                 Coord::new(Scale::Linear, prepared.x.0, prepared.x.1),
                 Coord::new(Scale::Linear, 0.0, prepared.top),
             )?;
+        let (plot_width, plot_height) = chart.plotting_area().dim_in_pixel();
         chart
             .configure_mesh()
+            .x_labels(theme.x_ticks(plot_width))
+            .y_labels(theme.y_ticks(plot_height))
             .x_desc(self.x_label.as_str())
             .y_desc("density")
             .axis_desc_style(Theme::ink(theme.axis_font()))

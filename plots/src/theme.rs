@@ -122,6 +122,17 @@ impl Theme {
         (self.px(9.0), self.px(5.0))
     }
 
+    /// How many labelled ticks fit along an x axis `width` pixels long without the
+    /// labels running into each other.
+    pub(crate) fn x_ticks(&self, width: u32) -> usize {
+        (width / self.px(90.0)).clamp(2, 12) as usize
+    }
+
+    /// How many labelled ticks fit along a y axis `height` pixels long.
+    pub(crate) fn y_ticks(&self, height: u32) -> usize {
+        (height / self.px(45.0)).clamp(2, 12) as usize
+    }
+
     /// Margin around the whole figure.
     pub(crate) fn margin(&self) -> u32 {
         self.px(12.0)
