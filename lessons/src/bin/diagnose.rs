@@ -612,8 +612,28 @@ impl Ctx {
                 r.seconds
             );
         }
+        if self.rows.iter().any(|r| r.status.starts_with("stopped")) {
+            md.push_str(DIVERGED_NOTE);
+        }
         if self.rows.iter().any(|r| r.stage.starts_with("norms-")) {
             md.push_str(NORMS_NOTE);
+            let acc = |stage: &str| {
+                self.rows
+                    .iter()
+                    .find(|r| r.stage == stage)
+                    .and_then(|r| r.valid_acc)
+            };
+            if let (Some(inst), Some(bn)) = (acc("norms-instancenorm"), acc("norms-batchnorm")) {
+                let _ = writeln!(
+                    md,
+                    "\nMeasured here: InstanceNorm {:.1}% vs BatchNorm {:.1}% validation accuracy.",
+                    100.0 * inst,
+                    100.0 * bn
+                );
+                if inst > 0.5 {
+                    md.push_str(INSTANCE_NORM_CAVEAT);
+                }
+            }
         }
         if self.rows.iter().any(|r| r.stage.starts_with("small-batch")) {
             md.push_str(SMALL_BATCH_NOTE);
@@ -633,6 +653,29 @@ removed before the classifier sees it, so the net can only use the shapes that s
 BatchNorm and RunningBatchNorm share statistics across the batch, so the differences
 between images survive; LayerNorm and GroupNorm normalise per image but over several
 channels together, keeping the relative strength of the channels.
+";
+
+/// Why InstanceNorm can still classify in this net (when it does).
+const INSTANCE_NORM_CAVEAT: &str = "
+This net does better than the lesson's because of its head: the lesson's net ends in
+an average pool, which after InstanceNorm sees only each channel's normalised mean
+(the constant the layer's bias sets) and so nothing that tells the images apart. Here
+the last conv reads the 2x2 map position by position, and where on the map a feature
+fires survives the normalisation, so some information still reaches the classifier.
+The brightness and contrast of each feature map are gone all the same, which is why
+InstanceNorm is meant for style transfer, not classification.
+";
+
+/// What a stage that stopped on a NaN loss means.
+const DIVERGED_NOTE: &str = "
+## Stages that stopped
+
+A stage whose status says `stopped` hit a NaN or infinite loss: its activations grew
+by many orders of magnitude within a few batches (see its health report and
+`activation_stds.png`, which name the first layer). A constant learning rate this high
+without a warm-up is too much for it; the lesson trains these nets with a warm-up
+(one-cycle) or BatchNorm. Rerun the stage with a lower `--lr` (e.g. 0.3) to watch it
+train.
 ";
 
 /// What the small-batch experiment shows.
