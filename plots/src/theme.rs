@@ -125,7 +125,7 @@ impl Theme {
     /// How many labelled ticks fit along an x axis `width` pixels long without the
     /// labels running into each other.
     pub(crate) fn x_ticks(&self, width: u32) -> usize {
-        (width / self.px(90.0)).clamp(2, 12) as usize
+        (width / self.px(70.0)).clamp(2, 12) as usize
     }
 
     /// How many labelled ticks fit along a y axis `height` pixels long.
