@@ -441,7 +441,7 @@ fn run(args: Args) -> Result<()> {
     }
     let md = report.write_markdown(&args.out, &files)?;
     println!(
-        "wrote {} figures and {} into {}",
+        "wrote {} figure files and {} into {}",
         files.len(),
         md.display(),
         args.out.display()
