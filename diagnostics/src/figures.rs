@@ -1,66 +1,116 @@
-//! The figures of a run, drawn with the `plots` crate: one function per figure, each
-//! returning `Ok(None)` when the log holds nothing to draw, and
+//! The figures of a run, drawn with the `plots` crate: one function per figure that
+//! builds it from the log (`None` when the log holds nothing to draw), and
 //! [`write_all_plots`], which writes every figure that has data.
 //!
 //! | file | what it shows | lesson |
 //! |---|---|---|
-//! | `activation_means` | mean of each layer's output per batch | fastai 10 |
+//! | `activation_means` | mean of each layer's output per training batch | fastai 10 |
 //! | `activation_stds` | std per batch (log scale: spikes and collapses show) | fastai 10 |
+//! | `color_dim.png` | histogram heat map: batches across, bins up, log1p counts as colour, one panel per layer | fastai 10 |
 //! | `dead_chart` | fraction of dead outputs per batch | fastai 10 |
-//! | `activation_histograms` | per-layer histograms at one batch, with mean/std/saturation | Karpathy 3 |
+//! | `dead_per_layer` | near-zero fraction per layer at the end (bars, 90% guide) | fastai 10 |
+//! | `saturation_per_layer` | saturated fraction per tanh-like layer (bars, 25% guide) | Karpathy 3 |
+//! | `activation_histograms` | per-layer histograms at the snapshot batch, with mean/std/saturation | Karpathy 3 |
+//! | `saturation_map.png` | examples x units, white where `|h| > 0.99` | Karpathy 3 |
 //! | `gradient_histograms` | per-parameter gradient histograms at one step, with grad:data | Karpathy 3 |
 //! | `grad_data` | grad:data ratio per parameter over steps | Karpathy 3 |
 //! | `update_data` | log10 update:data per parameter over steps, guide at -3 | Karpathy 3 |
-//! | `loss` | training (and validation) loss | both |
+//! | `loss` | training loss per step, validation loss dashed | both |
+//!
+//! Every figure is a PNG; those without a `.png` in the table also get an SVG
+//! ([`FigureOptions::svg`]): the heat map and the saturation map hold thousands of
+//! cells, which make a heavy SVG.
 
 use std::path::{Path, PathBuf};
 
-use plots::{LinePlot, Scale, Series};
+use plots::{
+    BarChart, BinaryImage, HeatmapPanel, Histogram, HistogramHeatmap, HistogramOverlay, LinePlot,
+    Scale, Series, ValueFormat,
+};
 
-use crate::activations::{ActivationLog, Pass};
+use crate::activations::{ActivationLog, ActivationRecord, Pass};
 use crate::error::Result;
 use crate::gradients::GradientLog;
+use crate::health::thresholds::{BOUNDED_SLACK, DEAD_FRACTION, FINAL_STRETCH, SATURATED_FRACTION};
+use crate::histogram::fold_outliers;
 use crate::losses::LossLog;
 use crate::training_log::TrainingLog;
 
 /// Size and formats of the figures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FigureOptions {
-    /// Width of a line plot, in pixels.
+    /// Width of each figure, in pixels.
     pub width: u32,
-    /// Height of a line plot, in pixels.
+    /// Height of each figure, in pixels.
     pub height: u32,
-    /// Also write an SVG beside each line plot's PNG (cheap: a few kB per figure).
+    /// Also write an SVG beside the PNG of each figure drawn with lines and bars.
     pub svg: bool,
 }
 
 impl Default for FigureOptions {
-    /// 1000 x 600, with SVGs.
+    /// 1200 x 800, with SVGs.
     fn default() -> Self {
         Self {
-            width: 1000,
-            height: 600,
+            width: 1200,
+            height: 800,
             svg: true,
         }
     }
 }
 
-/// Saves a line plot as `dir/name.png` (and `.svg`), returning the files written.
-fn save_line(
-    plot: &LinePlot,
-    dir: &Path,
-    name: &str,
-    opts: &FigureOptions,
-) -> Result<Vec<PathBuf>> {
-    let png = dir.join(format!("{name}.png"));
-    plot.save_png(&png, opts.width, opts.height)?;
-    let mut files = vec![png];
-    if opts.svg {
+/// A figure ready to be saved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Figure {
+    /// Lines over a shared x axis.
+    Line(LinePlot),
+    /// One histogram heat map panel per layer.
+    Heatmap(HistogramHeatmap),
+    /// Density curves of histograms at one moment.
+    Overlay(HistogramOverlay),
+    /// One bar per layer.
+    Bars(BarChart),
+    /// A boolean grid.
+    Binary(BinaryImage),
+}
+
+impl Figure {
+    /// Writes `dir/name.png` (and `dir/name.svg` where the figure has one and
+    /// `opts.svg` asks for it); returns the files written.
+    ///
+    /// # Errors
+    /// [`DiagError::Plot`](crate::error::DiagError::Plot) naming the figure and file.
+    pub fn save(&self, dir: &Path, name: &str, opts: &FigureOptions) -> Result<Vec<PathBuf>> {
+        let (w, h) = (opts.width, opts.height);
+        let png = dir.join(format!("{name}.png"));
         let svg = dir.join(format!("{name}.svg"));
-        plot.save_svg(&svg, opts.width, opts.height)?;
-        files.push(svg);
+        let mut files = vec![png.clone()];
+        match self {
+            Figure::Line(f) => {
+                f.save_png(&png, w, h)?;
+                if opts.svg {
+                    f.save_svg(&svg, w, h)?;
+                    files.push(svg);
+                }
+            }
+            Figure::Overlay(f) => {
+                f.save_png(&png, w, h)?;
+                if opts.svg {
+                    f.save_svg(&svg, w, h)?;
+                    files.push(svg);
+                }
+            }
+            Figure::Bars(f) => {
+                f.save_png(&png, w, h)?;
+                if opts.svg {
+                    f.save_svg(&svg, w, h)?;
+                    files.push(svg);
+                }
+            }
+            Figure::Heatmap(f) => f.save_png(&png, w, h)?,
+            Figure::Binary(f) => f.save_png(&png, w, h)?,
+        }
+        Ok(files)
     }
-    Ok(files)
 }
 
 /// One series per layer of a per-record statistic over the training calls, or `None`
@@ -69,7 +119,7 @@ fn per_layer_plot(
     log: &ActivationLog,
     title: &str,
     y_label: &str,
-    stat: impl Fn(&crate::activations::ActivationRecord) -> f64,
+    stat: impl Fn(&ActivationRecord) -> f64,
 ) -> Option<LinePlot> {
     let mut plot = LinePlot::new(title, "training batch", y_label);
     let mut any = false;
@@ -97,85 +147,222 @@ pub fn activation_stds(log: &ActivationLog) -> Option<LinePlot> {
     .map(|p| p.y_scale(Scale::Log10))
 }
 
-/// The dead chart: the fraction of each layer's outputs in the lowest bins of the
-/// magnitude histogram (fastai's `get_min`), or near zero for signed histograms.
-pub fn dead_chart(log: &ActivationLog) -> Option<LinePlot> {
-    let what = if log.config.has_low_bins() {
+/// What the dead fraction of `log` counts, for axis labels.
+fn dead_measure(log: &ActivationLog) -> String {
+    if log.config.has_low_bins() {
         let width = log.config.histogram.bin_width() * log.config.dead_bins as f64;
         format!("fraction with |x| < {width}")
     } else {
         format!("fraction with |x| < {:e}", log.config.near_zero)
-    };
+    }
+}
+
+/// The dead chart: the fraction of each layer's outputs in the lowest bins of the
+/// magnitude histogram (fastai's `get_min`), or near zero for signed histograms.
+pub fn dead_chart(log: &ActivationLog) -> Option<LinePlot> {
     per_layer_plot(
         log,
         "Dead chart: near-zero activations per layer",
-        &what,
-        |r| r.dead_fraction(),
+        &dead_measure(log),
+        ActivationRecord::dead_fraction,
     )
+}
+
+/// fastai's `color_dim`: per layer, the histograms of the training batches as a heat
+/// map (batches across, bins up, log1p counts as colour). Values outside the range
+/// are drawn in the edge bins.
+pub fn color_dim(log: &ActivationLog) -> Option<HistogramHeatmap> {
+    let spec = log.config.histogram;
+    let mut figure = HistogramHeatmap::new(
+        "Activation histograms over training (log1p counts)",
+        "training batch",
+        spec.value_label(),
+    )
+    .batch_numbering(0.0, log.config.every as f64);
+    let mut any = false;
+    for layer in &log.layers {
+        let histograms: Vec<Vec<u64>> = layer
+            .records_of(Pass::Train)
+            .map(|r| fold_outliers(&r.histogram, r.below, r.above))
+            .collect();
+        if !histograms.is_empty() {
+            any = true;
+            figure.push(HeatmapPanel::new(
+                layer.label(),
+                spec.lo,
+                spec.hi,
+                histograms,
+            ));
+        }
+    }
+    any.then_some(figure)
+}
+
+/// The mean of `stat` over the last [`FINAL_STRETCH`] of a layer's training records.
+fn final_mean(records: &[&ActivationRecord], stat: impl Fn(&ActivationRecord) -> f64) -> f64 {
+    let n = records.len();
+    let tail = ((n as f64 * FINAL_STRETCH).ceil() as usize).clamp(1, n.max(1));
+    let values: Vec<f64> = records[n.saturating_sub(tail)..]
+        .iter()
+        .map(|r| stat(r))
+        .collect();
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Near-zero fraction (`|x| < near_zero`, the measure of the health report's
+/// dead-unit verdict) per layer over the end of training, with the verdict's
+/// threshold as a guide.
+pub fn dead_per_layer(log: &ActivationLog) -> Option<BarChart> {
+    let mut chart = BarChart::new(
+        "Dead activations per layer (last quarter of training)",
+        "layer",
+        format!("fraction with |x| < {:e}", log.config.near_zero),
+    )
+    .format(ValueFormat::Percent)
+    .value_range(0.0, 1.0)
+    .guide(DEAD_FRACTION, "dead-unit warning");
+    let mut any = false;
+    for layer in &log.layers {
+        let records: Vec<&ActivationRecord> = layer
+            .records_of(Pass::Train)
+            .filter(|r| r.count > 0)
+            .collect();
+        if !records.is_empty() {
+            any = true;
+            chart.push(layer.label(), final_mean(&records, |r| r.near_zero));
+        }
+    }
+    any.then_some(chart)
+}
+
+/// Saturated fraction (`|x| > saturation`) of each tanh-like layer: at the snapshot
+/// batch when there is one (Karpathy's figure), otherwise over the end of training.
+/// `None` when no layer is bounded by ±1.
+pub fn saturation_per_layer(log: &ActivationLog) -> Option<BarChart> {
+    let bounded: Vec<_> = log
+        .layers
+        .iter()
+        .filter(|l| l.is_bounded(BOUNDED_SLACK))
+        .collect();
+    if bounded.is_empty() {
+        return None;
+    }
+    let value_label = format!("fraction with |x| > {}", log.config.saturation);
+    let mut chart = match &log.snapshot {
+        Some(snap) => {
+            let mut chart = BarChart::new(
+                format!("Saturated units per layer at training batch {}", snap.call),
+                "layer",
+                value_label,
+            );
+            for layer in snap
+                .layers
+                .iter()
+                .filter(|s| bounded.iter().any(|b| b.path == s.path))
+            {
+                chart.push(layer.label(), layer.record.saturated);
+            }
+            chart
+        }
+        None => {
+            let mut chart = BarChart::new(
+                "Saturated units per layer (last quarter of training)",
+                "layer",
+                value_label,
+            );
+            for layer in &bounded {
+                let records: Vec<&ActivationRecord> = layer
+                    .records_of(Pass::Train)
+                    .filter(|r| r.count > 0)
+                    .collect();
+                if !records.is_empty() {
+                    chart.push(layer.label(), final_mean(&records, |r| r.saturated));
+                }
+            }
+            chart
+        }
+    };
+    chart = chart
+        .format(ValueFormat::Percent)
+        .value_range(0.0, 1.0)
+        .guide(SATURATED_FRACTION, "saturation warning");
+    Some(chart)
 }
 
 /// Karpathy's activation-distribution figure: each layer's histogram at the snapshot
 /// call as a density curve, its legend entry carrying mean, std and saturation.
-pub fn activation_histograms(log: &ActivationLog) -> Option<LinePlot> {
-    let snap = log.snapshot.as_ref()?;
-    let mut plot = LinePlot::new(
+pub fn activation_histograms(log: &ActivationLog) -> Option<HistogramOverlay> {
+    let snap = log.snapshot.as_ref().filter(|s| !s.layers.is_empty())?;
+    let mut figure = HistogramOverlay::new(
         format!("Activation distribution at training batch {}", snap.call),
-        "activation",
-        "density",
+        snap.layers[0].spec.value_label(),
     );
     for layer in &snap.layers {
-        let counts = crate::histogram::fold_outliers(&layer.counts, layer.below, layer.above);
-        plot.push(Series::new(
-            format!("{}: {}", layer.label(), layer.stat_line()),
-            density_curve(&layer.spec.edges(), &counts),
-        ));
+        let counts = fold_outliers(&layer.counts, layer.below, layer.above);
+        if counts.iter().all(|&c| c == 0) {
+            continue; // nothing finite to draw
+        }
+        figure.push(
+            Histogram::from_range(layer.label(), layer.spec.lo, layer.spec.hi, counts)
+                .stats(layer.stat_line()),
+        );
     }
-    (!snap.layers.is_empty()).then_some(plot)
+    Some(figure)
 }
 
-/// `(bin centre, density)` points of a histogram (density integrates to 1).
-fn density_curve(edges: &[f64], counts: &[u64]) -> Vec<(f64, f64)> {
-    let total: u64 = counts.iter().sum();
-    counts
-        .iter()
-        .zip(edges.windows(2))
-        .map(|(&c, w)| {
-            let width = w[1] - w[0];
-            let density = if total == 0 {
-                0.0
-            } else {
-                c as f64 / (total as f64 * width)
-            };
-            (0.5 * (w[0] + w[1]), density)
-        })
-        .collect()
+/// Karpathy's saturation map: examples down, units across, white where `|h| >
+/// threshold`.
+pub fn saturation_map(log: &ActivationLog) -> Option<BinaryImage> {
+    let map = log
+        .saturation_map
+        .as_ref()
+        .filter(|m| m.rows > 0 && m.cols > 0)?;
+    let label = log
+        .layer(&map.layer)
+        .map_or_else(|| map.layer.clone(), |l| l.label());
+    Some(
+        BinaryImage::from_flat(
+            format!(
+                "Saturated units of {label} at training batch {} ({} always saturated)",
+                map.call,
+                map.always_saturated_units().len()
+            ),
+            "unit",
+            "example",
+            map.rows,
+            map.cols,
+            map.cells.clone(),
+        )
+        .white_means(format!("|h| > {}", map.threshold)),
+    )
 }
 
 /// Karpathy's gradient-distribution figure: each parameter's gradient histogram at
 /// one step, its legend entry carrying mean, std and grad:data.
-pub fn gradient_histograms(log: &GradientLog) -> Option<LinePlot> {
-    let mut plot = None::<LinePlot>;
+pub fn gradient_histograms(log: &GradientLog) -> Option<HistogramOverlay> {
+    let mut figure = None::<HistogramOverlay>;
     for p in &log.params {
         let Some(h) = &p.histogram else { continue };
-        let plot = plot.get_or_insert_with(|| {
-            LinePlot::new(
-                format!("Gradient distribution at step {}", h.step),
-                "gradient",
-                "density",
-            )
-        });
-        plot.push(Series::new(
-            format!(
-                "{}: mean {:+.2e}, std {:.2e}, grad:data {:.2e}",
-                p.label(),
-                h.record.grad_mean,
-                h.record.grad_std,
-                h.record.grad_data
-            ),
-            density_curve(&h.spec.edges(), &h.counts),
-        ));
+        if h.counts.iter().all(|&c| c == 0) {
+            continue;
+        }
+        figure
+            .get_or_insert_with(|| {
+                HistogramOverlay::new(
+                    format!("Gradient distribution at step {}", h.step),
+                    "gradient",
+                )
+            })
+            .push(
+                Histogram::from_range(p.label(), h.spec.lo, h.spec.hi, h.counts.clone()).stats(
+                    format!(
+                        "mean {:+.2e}, std {:.2e}, grad:data {:.2e}",
+                        h.record.grad_mean, h.record.grad_std, h.record.grad_data
+                    ),
+                ),
+            );
     }
-    plot
+    figure
 }
 
 /// Grad:data ratio per parameter over the recorded steps (log scale).
@@ -187,10 +374,11 @@ pub fn grad_data(log: &GradientLog) -> Option<LinePlot> {
     )
     .y_scale(Scale::Log10);
     let mut any = false;
-    for p in &log.params {
-        if p.records.is_empty() {
-            continue;
-        }
+    for p in log
+        .params
+        .iter()
+        .filter(|p| p.records.iter().any(|r| r.grad_data > 0.0))
+    {
         any = true;
         plot.push(Series::new(
             p.label(),
@@ -226,7 +414,8 @@ pub fn update_data(log: &GradientLog) -> Option<LinePlot> {
 
 /// Training loss per step, and validation loss (dashed) where recorded.
 pub fn loss_curves(log: &LossLog) -> Option<LinePlot> {
-    if log.is_empty() {
+    let finite = |v: &[(usize, f64)]| v.iter().any(|(_, l)| l.is_finite());
+    if !finite(&log.train) && !finite(&log.valid) {
         return None;
     }
     let mut plot = LinePlot::new("Loss", "training step", "loss");
@@ -242,6 +431,45 @@ pub fn loss_curves(log: &LossLog) -> Option<LinePlot> {
     Some(plot)
 }
 
+/// Every figure the log has data for, with its file name (no extension), in the
+/// order of the table in the module docs.
+pub fn all_figures(log: &TrainingLog) -> Vec<(&'static str, Figure)> {
+    let mut figures: Vec<(&'static str, Option<Figure>)> = Vec::new();
+    if let Some(acts) = &log.activations {
+        figures.extend([
+            ("activation_means", activation_means(acts).map(Figure::Line)),
+            ("activation_stds", activation_stds(acts).map(Figure::Line)),
+            ("color_dim", color_dim(acts).map(Figure::Heatmap)),
+            ("dead_chart", dead_chart(acts).map(Figure::Line)),
+            ("dead_per_layer", dead_per_layer(acts).map(Figure::Bars)),
+            (
+                "saturation_per_layer",
+                saturation_per_layer(acts).map(Figure::Bars),
+            ),
+            (
+                "activation_histograms",
+                activation_histograms(acts).map(Figure::Overlay),
+            ),
+            ("saturation_map", saturation_map(acts).map(Figure::Binary)),
+        ]);
+    }
+    if let Some(grads) = &log.gradients {
+        figures.extend([
+            (
+                "gradient_histograms",
+                gradient_histograms(grads).map(Figure::Overlay),
+            ),
+            ("grad_data", grad_data(grads).map(Figure::Line)),
+            ("update_data", update_data(grads).map(Figure::Line)),
+        ]);
+    }
+    figures.push(("loss", loss_curves(&log.losses).map(Figure::Line)));
+    figures
+        .into_iter()
+        .filter_map(|(name, f)| f.map(|f| (name, f)))
+        .collect()
+}
+
 /// Writes every figure that has data into `dir` (which must exist; the plots crate
 /// creates no directories) and returns the files written, in the order of the table
 /// in the module docs.
@@ -255,33 +483,8 @@ pub fn write_all_plots(
     opts: &FigureOptions,
 ) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    if let Some(acts) = &log.activations {
-        let figures = [
-            ("activation_means", activation_means(acts)),
-            ("activation_stds", activation_stds(acts)),
-            ("dead_chart", dead_chart(acts)),
-            ("activation_histograms", activation_histograms(acts)),
-        ];
-        for (name, plot) in figures {
-            if let Some(plot) = plot {
-                files.extend(save_line(&plot, dir, name, opts)?);
-            }
-        }
-    }
-    if let Some(grads) = &log.gradients {
-        let figures = [
-            ("gradient_histograms", gradient_histograms(grads)),
-            ("grad_data", grad_data(grads)),
-            ("update_data", update_data(grads)),
-        ];
-        for (name, plot) in figures {
-            if let Some(plot) = plot {
-                files.extend(save_line(&plot, dir, name, opts)?);
-            }
-        }
-    }
-    if let Some(plot) = loss_curves(&log.losses) {
-        files.extend(save_line(&plot, dir, "loss", opts)?);
+    for (name, figure) in all_figures(log) {
+        files.extend(figure.save(dir, name, opts)?);
     }
     Ok(files)
 }
@@ -291,27 +494,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn density_integrates_to_one() {
-        let edges = [0.0, 0.5, 1.0, 2.0];
-        let pts = density_curve(&edges, &[1, 1, 2]);
-        let integral: f64 = pts
-            .iter()
-            .zip(edges.windows(2))
-            .map(|((_, d), w)| d * (w[1] - w[0]))
-            .sum();
-        assert!((integral - 1.0).abs() < 1e-12);
-        assert_eq!(pts[2].0, 1.5);
-        assert!(density_curve(&edges, &[0, 0, 0])
-            .iter()
-            .all(|&(_, d)| d == 0.0));
-    }
-
-    #[test]
     fn empty_logs_draw_nothing() {
         let log = TrainingLog::default();
+        assert!(all_figures(&log).is_empty());
         let dir = std::env::temp_dir();
         assert!(write_all_plots(&log, &dir, &FigureOptions::default())
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn final_means_use_the_last_quarter() {
+        let cfg = crate::activations::ActivationConfig::relu();
+        let records: Vec<ActivationRecord> = (0..8)
+            .map(|i| {
+                let s = kernels::cpu::stats::stats(&[i as f32], &cfg.stats_config()).unwrap();
+                ActivationRecord::from_stats(i, Pass::Train, &s, &cfg)
+            })
+            .collect();
+        let refs: Vec<&ActivationRecord> = records.iter().collect();
+        // The last quarter of 8 records is records 6 and 7.
+        assert_eq!(final_mean(&refs, |r| r.mean), 6.5);
     }
 }

@@ -139,6 +139,17 @@ impl LayerActivations {
         self.records.iter().filter(move |r| r.pass == pass)
     }
 
+    /// Whether every finite value recorded lay within `±(1 + slack)`: a tanh-like
+    /// layer, for which the saturated fraction means something. `false` without
+    /// records.
+    pub fn is_bounded(&self, slack: f64) -> bool {
+        !self.records.is_empty()
+            && self
+                .records
+                .iter()
+                .all(|r| r.count == 0 || r.max_abs() <= 1.0 + slack)
+    }
+
     /// `(call, value)` of one statistic over the records of `pass`, for plotting.
     pub fn series(&self, pass: Pass, stat: impl Fn(&ActivationRecord) -> f64) -> Vec<(f64, f64)> {
         self.records_of(pass)

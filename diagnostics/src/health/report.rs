@@ -140,7 +140,7 @@ fn summarise_layer(layer: &LayerActivations, th: &Thresholds) -> Option<LayerSum
         .iter()
         .map(|r| (r.std, r.call))
         .fold((f64::NEG_INFINITY, 0), |a, b| if b.0 > a.0 { b } else { a });
-    let bounded = records.iter().all(|r| r.max_abs() <= 1.0 + BOUNDED_SLACK);
+    let bounded = layer.is_bounded(BOUNDED_SLACK);
     Some(LayerSummary {
         label: layer.label(),
         records: n,
