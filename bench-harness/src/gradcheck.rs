@@ -1,13 +1,16 @@
 //! Numeric gradient checking by central differences in f64.
 //!
 //! For a function `f` of several tensors, [`gradcheck`] reduces `f`'s output to a
-//! scalar with fixed pseudo-random weights (so every output element's gradient is
-//! exercised, not just their sum), back-propagates, and compares each input element's
-//! analytic gradient with `(L(x + eps) - L(x - eps)) / (2 eps)`. Inputs are passed to
+//! scalar `L = sum(w * out)` with fixed pseudo-random weights `w` (so every output
+//! element's gradient is exercised, not just their sum), back-propagates by seeding
+//! backward with `w` (so the check does not itself rely on autograd's `mul`/`sum`
+//! rules), and compares each input element's analytic gradient with
+//! `(L(x + eps) - L(x - eps)) / (2 eps)`, computed with plain tensor ops. Inputs are passed to
 //! `f` as given — permuted, narrowed or expanded views stay non-contiguous on the
 //! analytic path — while perturbations are applied to dense copies.
 
 use autograd::{no_grad, Var};
+use proptest::test_runner::TestCaseError;
 use tensor::{DType, Device, Tensor};
 use thiserror::Error;
 
@@ -92,6 +95,17 @@ pub enum GradcheckError {
         /// Its dtype.
         dtype: DType,
     },
+    /// The f32 run of [`check_f32_agrees`] produced a tensor of another dtype (an op
+    /// that silently changes precision). `input` is `None` for the output.
+    #[error("check_f32_agrees: {} has dtype {got}, expected {expected}", match input { Some(i) => format!("the gradient of input {i}"), None => "the output".to_string() })]
+    WrongDType {
+        /// Which input's gradient (`None`: the output).
+        input: Option<usize>,
+        /// The dtype the run used.
+        expected: DType,
+        /// The dtype found.
+        got: DType,
+    },
     /// The function or backward failed.
     #[error(transparent)]
     Autograd(#[from] autograd::AutogradError),
@@ -100,9 +114,20 @@ pub enum GradcheckError {
     Tensor(#[from] tensor::TensorError),
 }
 
+/// The seed [`check_f32_agrees`] projects outputs with.
+pub const F32_AGREEMENT_SEED: u64 = 7;
+
+/// The smallest scale [`check_f32_agrees`] measures a tensor's errors against. For
+/// inputs of order 1, a tensor whose values all cancel to well below 1 (the gradient
+/// of a softmax at a saturated row, `x - mean` over equal values) carries f32 rounding
+/// noise of order `1e-7` that is not small relative to its own size.
+pub const F32_SCALE_FLOOR: f64 = 1e-2;
+
 /// Deterministic projection weights in [0.5, 1.5) (never zero, so no output element is
-/// ignored), from a SplitMix64 sequence.
-fn projection(len: usize, seed: u64) -> Vec<f64> {
+/// ignored), from a SplitMix64 sequence: [`gradcheck`] reduces an output of `len`
+/// elements (in row-major order) to `sum(out * projection_weights(len, config.seed))`.
+/// Public so tests can predict the exact gradient a check must find.
+pub fn projection_weights(len: usize, seed: u64) -> Vec<f64> {
     let mut state = seed;
     (0..len)
         .map(|_| {
@@ -158,12 +183,13 @@ where
     let vars: Vec<Var> = inputs.iter().map(|t| Var::parameter(t.clone())).collect();
     let out = f(&vars)?;
     let weights = Tensor::from_vec(
-        projection(out.tensor().elem_count(), config.seed),
+        projection_weights(out.tensor().elem_count(), config.seed),
         out.shape().clone(),
         &Device::Cpu,
     )?;
-    let loss = out.mul(&Var::constant(weights.clone()))?.sum_all()?;
-    loss.backward()?;
+    // d(sum(out * weights))/d(out) = weights: seeding backward with them keeps the
+    // check independent of the rules of `mul` and `sum_all`.
+    out.backward_with_grad(&weights)?;
     let analytic: Vec<Vec<f64>> = vars
         .iter()
         .enumerate()
@@ -174,7 +200,7 @@ where
                 .map_err(Into::into)
         })
         .collect::<Result<_, GradcheckError>>()?;
-    drop((loss, out, vars));
+    drop((out, vars));
 
     // Numeric gradients, perturbing dense copies one element at a time.
     let _guard = no_grad();
@@ -247,65 +273,150 @@ where
 
 /// Runs `f` on f32 copies of the (f64) inputs and on the inputs themselves and checks
 /// that outputs and gradients agree within `tol` relative to each tensor's largest
-/// magnitude (f32 keeps about 7 significant digits; 1e-4 suits most ops).
+/// magnitude, or to [`F32_SCALE_FLOOR`] where that is larger (f32 keeps about 7
+/// significant digits; 1e-4 suits most ops on inputs of order 1), and that the
+/// f32 run's output and gradients are f32. A reported [`Mismatch`] is the element
+/// with the largest error relative to its tensor's scale; its `input` is `usize::MAX`
+/// for the output, `analytic` is the f32 value and `numeric` the f64 one, and
+/// `rel_err` is relative to the tensor's largest magnitude.
 pub fn check_f32_agrees<F>(f: F, inputs: &[Tensor], tol: f64) -> Result<(), GradcheckError>
 where
     F: Fn(&[Var]) -> autograd::Result<Var>,
 {
-    let run = |dtype: DType| -> Result<(Vec<f64>, Vec<Vec<f64>>), GradcheckError> {
+    // (output values, gradient values per input, output dims)
+    type Run = (Vec<f64>, Vec<Vec<f64>>, Vec<usize>);
+    let run = |dtype: DType| -> Result<Run, GradcheckError> {
         let vars: Vec<Var> = inputs
             .iter()
             .map(|t| Ok(Var::parameter(t.to_dtype(dtype)?)))
             .collect::<Result<_, GradcheckError>>()?;
         let out = f(&vars)?;
+        let wrong = |input: Option<usize>, got: DType| GradcheckError::WrongDType {
+            input,
+            expected: dtype,
+            got,
+        };
+        if out.dtype() != dtype {
+            return Err(wrong(None, out.dtype()));
+        }
         let weights = Tensor::from_vec(
-            projection(out.tensor().elem_count(), 7),
+            projection_weights(out.tensor().elem_count(), F32_AGREEMENT_SEED),
             out.shape().clone(),
             &Device::Cpu,
         )?
         .to_dtype(dtype)?;
-        out.mul(&Var::constant(weights))?.sum_all()?.backward()?;
+        out.backward_with_grad(&weights)?;
         let grads = vars
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                v.grad()
-                    .ok_or(GradcheckError::MissingGradient { input: i })?
-                    .to_vec_f64()
-                    .map_err(Into::into)
+                let g = v
+                    .grad()
+                    .ok_or(GradcheckError::MissingGradient { input: i })?;
+                if g.dtype() != dtype {
+                    return Err(wrong(Some(i), g.dtype()));
+                }
+                g.to_vec_f64().map_err(Into::into)
             })
             .collect::<Result<_, GradcheckError>>()?;
-        Ok((out.tensor().to_vec_f64()?, grads))
+        Ok((out.tensor().to_vec_f64()?, grads, out.dims().to_vec()))
     };
-    let (out64, grads64) = run(DType::F64)?;
-    let (out32, grads32) = run(DType::F32)?;
-    let mut pairs = vec![(usize::MAX, out64, out32)];
+    let (out64, grads64, out_dims) = run(DType::F64)?;
+    let (out32, grads32, _) = run(DType::F32)?;
+    let mut pairs = vec![(usize::MAX, out_dims.as_slice(), out64, out32)];
     pairs.extend(
         grads64
             .into_iter()
             .zip(grads32)
+            .zip(inputs)
             .enumerate()
-            .map(|(i, (a, b))| (i, a, b)),
+            .map(|(i, ((a, b), t))| (i, t.dims(), a, b)),
     );
-    for (input, want, got) in pairs {
-        let scale = want.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
+    let mut worst: Option<(f64, Mismatch)> = None;
+    let (mut failures, mut checked) = (0, 0);
+    for (input, dims, want, got) in pairs {
+        let scale = want.iter().fold(F32_SCALE_FLOOR, |m, v| m.max(v.abs()));
         for (j, (w, g)) in want.iter().zip(&got).enumerate() {
             let abs_err = (w - g).abs();
-            if abs_err > tol * scale || !g.is_finite() {
-                return Err(GradcheckError::Mismatch {
-                    worst: Mismatch {
+            checked += 1;
+            if abs_err > tol * scale || !g.is_finite() || !w.is_finite() {
+                failures += 1;
+                let score = if abs_err.is_nan() {
+                    f64::INFINITY
+                } else {
+                    abs_err / scale
+                };
+                if worst.as_ref().is_none_or(|(s, _)| score > *s) {
+                    let mismatch = Mismatch {
                         input,
-                        index: vec![j],
+                        index: unravel(j, dims),
                         analytic: *g,
                         numeric: *w,
                         abs_err,
                         rel_err: abs_err / scale,
-                    },
-                    failures: 1,
-                    checked: want.len(),
-                });
+                    };
+                    worst = Some((score, mismatch));
+                }
             }
         }
     }
-    Ok(())
+    match worst {
+        Some((_, worst)) => Err(GradcheckError::Mismatch {
+            worst,
+            failures,
+            checked,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// [`gradcheck`] for a proptest body: the error's message becomes the failure, and a
+/// check that compared fewer elements than the inputs hold fails too (so a property
+/// cannot pass by checking nothing).
+///
+/// ```
+/// use bench_harness::gradcheck::prop_gradcheck;
+/// use proptest::prelude::*;
+/// use tensor::{Device, Tensor};
+/// proptest!(|(v in proptest::collection::vec(-2.0f64..2.0, 1..6))| {
+///     let n = v.len();
+///     let x = Tensor::from_vec(v, [n], &Device::Cpu).unwrap();
+///     prop_gradcheck(|v| v[0].tanh(), &[x])?;
+/// });
+/// ```
+pub fn prop_gradcheck<F>(f: F, inputs: &[Tensor]) -> Result<(), TestCaseError>
+where
+    F: Fn(&[Var]) -> autograd::Result<Var>,
+{
+    prop_gradcheck_with(f, inputs, GradcheckConfig::default())
+}
+
+/// [`prop_gradcheck`] with explicit tolerances.
+pub fn prop_gradcheck_with<F>(
+    f: F,
+    inputs: &[Tensor],
+    config: GradcheckConfig,
+) -> Result<(), TestCaseError>
+where
+    F: Fn(&[Var]) -> autograd::Result<Var>,
+{
+    let expected: usize = inputs.iter().map(Tensor::elem_count).sum();
+    let shapes: Vec<_> = inputs.iter().map(|t| t.dims().to_vec()).collect();
+    match gradcheck(f, inputs, config) {
+        Ok(checked) if checked == expected => Ok(()),
+        Ok(checked) => Err(TestCaseError::fail(format!(
+            "gradcheck compared {checked} elements, the inputs {shapes:?} hold {expected}"
+        ))),
+        Err(e) => Err(TestCaseError::fail(format!("inputs {shapes:?}: {e}"))),
+    }
+}
+
+/// [`check_f32_agrees`] for a proptest body.
+pub fn prop_f32_agrees<F>(f: F, inputs: &[Tensor], tol: f64) -> Result<(), TestCaseError>
+where
+    F: Fn(&[Var]) -> autograd::Result<Var>,
+{
+    let shapes: Vec<_> = inputs.iter().map(|t| t.dims().to_vec()).collect();
+    check_f32_agrees(f, inputs, tol)
+        .map_err(|e| TestCaseError::fail(format!("inputs {shapes:?}: {e}")))
 }

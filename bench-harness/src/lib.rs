@@ -10,4 +10,7 @@
 pub mod gradcheck;
 pub mod strategies;
 
-pub use gradcheck::{check_f32_agrees, gradcheck, GradcheckConfig, GradcheckError, Mismatch};
+pub use gradcheck::{
+    check_f32_agrees, gradcheck, prop_f32_agrees, prop_gradcheck, prop_gradcheck_with,
+    GradcheckConfig, GradcheckError, Mismatch,
+};

@@ -8,6 +8,16 @@
 use proptest::prelude::*;
 use tensor::{Device, Tensor};
 
+/// A proptest configuration running `n` cases per property that reports failures
+/// without persisting them to regression files in the source tree.
+pub fn cases(n: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: n,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
 /// A dim size: 1 a quarter of the time, otherwise `2..=max`.
 pub fn dim(max: usize) -> impl Strategy<Value = usize> {
     prop_oneof![1 => Just(1usize), 3 => 2..=max.max(2)]
@@ -133,4 +143,95 @@ pub fn tensor_of(dims: Vec<usize>, range: f64, margin: f64) -> impl Strategy<Val
         // The pool is sized by storage_len, so arrange cannot fail.
         arrange(&dims, arr, &pool).expect("pool sized by storage_len")
     })
+}
+
+/// The arrangements whose logical elements are all stored separately (no expanded
+/// dims), for ops that need pairwise distinct values (max/min reductions): an
+/// expanded dim repeats one stored value along it, which is a tie.
+pub fn arrangement_without_repeats() -> impl Strategy<Value = Arrangement> {
+    prop_oneof![
+        Just(Arrangement::Contiguous),
+        Just(Arrangement::Permuted),
+        Just(Arrangement::Narrowed),
+    ]
+}
+
+/// Values drawn uniformly from `[lo, hi]` (e.g. strictly positive ones for `log`,
+/// `sqrt`, `recip` and the base of `pow`).
+pub fn uniform_values(len: usize, lo: f64, hi: f64) -> impl Strategy<Value = Vec<f64>> {
+    proptest::collection::vec(lo..=hi, len)
+}
+
+/// Pairwise distinct values: a shuffled lattice `phase + step * k` (`k` centred on 0)
+/// with jitter of at most `step / 8`, so any two values differ by at least
+/// `3 * step / 4`. Two pools made with phases `0` and `step / 2` never come closer
+/// than `step / 4` to each other (for `maximum`/`minimum` without ties).
+pub fn lattice_values(len: usize, step: f64, phase: f64) -> impl Strategy<Value = Vec<f64>> {
+    let half = (len / 2) as f64;
+    let grid: Vec<f64> = (0..len).map(|k| phase + step * (k as f64 - half)).collect();
+    (
+        Just(grid).prop_shuffle(),
+        proptest::collection::vec(-step / 8.0..=step / 8.0, len),
+    )
+        .prop_map(|(grid, jitter)| grid.into_iter().zip(jitter).map(|(g, j)| g + j).collect())
+}
+
+/// Moves every value closer than `margin` to one of `kinks` out to `kink ± margin`
+/// (on the side it was on), e.g. to keep clamp inputs off the clamp bounds.
+pub fn away_from(mut values: Vec<f64>, kinks: &[f64], margin: f64) -> Vec<f64> {
+    for v in &mut values {
+        for &k in kinks {
+            if (*v - k).abs() < margin {
+                *v = if *v >= k { k + margin } else { k - margin };
+            }
+        }
+    }
+    values
+}
+
+/// A tensor of logical shape `dims` whose stored values come from `pool(n)` (a
+/// strategy for `n` values, `n` as [`storage_len`] computes) and whose layout comes
+/// from `arrangements`.
+pub fn tensor_with<S, A>(
+    dims: Vec<usize>,
+    pool: impl Fn(usize) -> S,
+    arrangements: A,
+) -> impl Strategy<Value = Tensor>
+where
+    S: Strategy<Value = Vec<f64>>,
+    A: Strategy<Value = Arrangement>,
+{
+    let n = storage_len(&dims);
+    (pool(n), arrangements)
+        .prop_map(move |(pool, arr)| arrange(&dims, arr, &pool).expect("pool sized by storage_len"))
+}
+
+/// A tensor with values in `[lo, hi]` and a random arrangement.
+pub fn positive_tensor(dims: Vec<usize>, lo: f64, hi: f64) -> impl Strategy<Value = Tensor> {
+    tensor_with(dims, move |n| uniform_values(n, lo, hi), arrangement())
+}
+
+/// A tensor whose elements are pairwise at least `3 * step / 4` apart (see
+/// [`lattice_values`]), arranged without repeated elements.
+pub fn distinct_tensor(dims: Vec<usize>, step: f64, phase: f64) -> impl Strategy<Value = Tensor> {
+    tensor_with(
+        dims,
+        move |n| lattice_values(n, step, phase),
+        arrangement_without_repeats(),
+    )
+}
+
+/// A non-empty set of distinct dims of a rank-`rank` tensor (`rank >= 1`), in random
+/// order (reductions must not depend on the order dims are listed in).
+pub fn dim_set(rank: usize) -> impl Strategy<Value = Vec<usize>> {
+    (
+        Just((0..rank).collect::<Vec<_>>()).prop_shuffle(),
+        1..=rank.max(1),
+    )
+        .prop_map(|(dims, k)| dims[..k].to_vec())
+}
+
+/// A permutation of `0..rank`.
+pub fn permutation(rank: usize) -> impl Strategy<Value = Vec<usize>> {
+    Just((0..rank).collect::<Vec<_>>()).prop_shuffle()
 }
