@@ -16,6 +16,7 @@ use bench_harness::prop_f32_agrees;
 use bench_harness::strategies::{
     broadcast_pair, cases, dim, dim_set, positive_tensor, shape, tensor_of,
 };
+use kernels::cpu::conv2d::Conv2dParams;
 use proptest::prelude::*;
 use tensor::{Device, Tensor};
 
@@ -45,6 +46,41 @@ proptest! {
                 x.exp()?.add(&x.log()?)?.add(&x.tanh()?)?.add(&x.sigmoid()?)?.add(&x.sqrt()?)?.add(&x.recip()?)
             },
             &[x],
+            TOL,
+        )?;
+    }
+
+    /// The activations with fused f32 backward kernels, on signed inputs kept 0.05 away
+    /// from their kinks.
+    #[test]
+    fn activations(x in shape(0, 4, 5).prop_flat_map(|d| tensor_of(d, 3.0, 0.05))) {
+        prop_f32_agrees(
+            |v| {
+                let x = &v[0];
+                x.relu()?.add(&x.leaky_relu(0.1)?)?.add(&x.tanh()?)?.add(&x.sigmoid()?)?.add(&x.abs()?)
+            },
+            &[x],
+            TOL,
+        )?;
+    }
+
+    /// conv2d (padding 1, stride 1 or 2; no bias, which batch norm would cancel to an
+    /// exactly-zero gradient) followed by batch and group normalisation.
+    #[test]
+    fn conv_and_norms(
+        (x, w) in (1usize..=2, 1usize..=3, 1usize..=2, 3usize..=6).prop_flat_map(|(n, cin, half, hw)| {
+            (tensor_of(vec![n, cin, hw, hw], 1.5, 0.0), tensor_of(vec![2 * half, cin, 3, 3], 0.5, 0.0))
+        }),
+        stride in 1usize..=2,
+    ) {
+        let params = Conv2dParams { stride: (stride, stride), padding: (1, 1), ..Conv2dParams::default() };
+        prop_f32_agrees(
+            |v| {
+                let y = v[0].conv2d(&v[1], None, params)?;
+                let (z, _) = y.batch_norm_train(None, None, 1e-5)?;
+                z.tanh()?.group_norm(2, None, None, 1e-5)
+            },
+            &[x, w],
             TOL,
         )?;
     }

@@ -208,23 +208,22 @@ proptest! {
     }
 
     /// `where_cond(mask, on_true, on_false)` with the mask broadcasting against both
-    /// branches (a size-1 dim of the output shape may be 1 in the mask), as u32 or
-    /// f64 0/1 values; the mask gets no gradient.
+    /// branches: a dim of the branches' broadcast shape may be 1 in the mask, and the
+    /// mask may add a leading dim of its own (then the output is larger than either
+    /// branch and both gradients are summed over it). The mask is u32 or f64 0/1 and
+    /// gets no gradient.
     #[test]
     fn where_cond(
-        (a, b, mask) in broadcast_pair(4, 4).prop_flat_map(|(a, b)| {
+        (a, b, mask) in broadcast_pair(3, 4).prop_flat_map(|(a, b)| {
             let out = broadcast_dims(&a, &b);
             let rank = out.len();
             (
                 tensor_of(a, 2.0, 0.0),
                 tensor_of(b, 2.0, 0.0),
-                (proptest::collection::vec(any::<bool>(), rank), any::<bool>())
-                    .prop_flat_map(move |(ones, as_f64)| {
-                        let dims: Vec<usize> = out
-                            .iter()
-                            .zip(&ones)
-                            .map(|(&d, &one)| if one { 1 } else { d })
-                            .collect();
+                (proptest::collection::vec(any::<bool>(), rank), any::<bool>(), 0usize..=2)
+                    .prop_flat_map(move |(ones, as_f64, lead)| {
+                        let mut dims: Vec<usize> = if lead > 0 { vec![lead + 1] } else { vec![] };
+                        dims.extend(out.iter().zip(&ones).map(|(&d, &one)| if one { 1 } else { d }));
                         let n = dims.iter().product::<usize>();
                         proptest::collection::vec(any::<bool>(), n)
                             .prop_map(move |bits| mask_tensor(&bits, &dims, as_f64))
@@ -234,6 +233,47 @@ proptest! {
     ) {
         prop_gradcheck(|v| Var::where_cond(&mask, &v[0], &v[1]), &[a.clone(), b.clone()])?;
         prop_gradcheck(|v| Var::where_cond(&mask, &v[1], &v[0]), &[a, b])?;
+    }
+
+    /// Every binary op with one operand a constant (a data tensor, a fixed mask): the
+    /// rule must produce the other operand's gradient alone, on either side.
+    #[test]
+    fn binary_with_constant_operand((a, b) in untied_pair(), op in 0usize..7) {
+        // Positive operands for div and pow: shift the lattices up.
+        let shift = |t: &Tensor| t.abs().unwrap().add_scalar(0.5).unwrap();
+        let (a, b) = if (3..=4).contains(&op) { (shift(&a), shift(&b)) } else { (a, b) };
+        let f = move |x: &Var, y: &Var| match op {
+            0 => x.add(y),
+            1 => x.sub(y),
+            2 => x.mul(y),
+            3 => x.div(y),
+            4 => x.pow(y),
+            5 => x.maximum(y),
+            _ => x.minimum(y),
+        };
+        let (ca, cb) = (Var::constant(a.clone()), Var::constant(b.clone()));
+        prop_gradcheck(|v| f(&v[0], &cb), std::slice::from_ref(&a))?;
+        prop_gradcheck(|v| f(&ca, &v[0]), std::slice::from_ref(&b))?;
+    }
+
+    /// `pow` with a negative base and a constant integer exponent tensor (0-3): the
+    /// base's gradient `b a^(b-1)` is defined there (the exponent's is not, so the
+    /// exponent is a constant).
+    #[test]
+    fn pow_negative_base(
+        (a, b) in broadcast_pair(4, 4).prop_flat_map(|(a, b)| {
+            let n = b.iter().product::<usize>();
+            (
+                tensor_of(a, 2.0, 0.2),
+                proptest::collection::vec(0u8..=3, n).prop_map(move |e| {
+                    let e = e.into_iter().map(f64::from).collect();
+                    Tensor::from_vec::<f64>(e, b.clone(), &Device::Cpu).expect("sized by b")
+                }),
+            )
+        })
+    ) {
+        let exponent = Var::constant(b);
+        prop_gradcheck(|v| v[0].pow(&exponent), &[a])?;
     }
 }
 

@@ -68,7 +68,10 @@ proptest! {
         }),
         r in reduction(),
     ) {
-        prop_gradcheck(|v| v[0].binary_cross_entropy_with_logits(&v[1], r), &[logits, targets])?;
+        prop_gradcheck(|v| v[0].binary_cross_entropy_with_logits(&v[1], r), &[logits.clone(), targets.clone()])?;
+        // Only the targets require a gradient.
+        let constant_logits = Var::constant(logits);
+        prop_gradcheck(|v| constant_logits.binary_cross_entropy_with_logits(&v[0], r), &[targets])?;
     }
 
     /// Targets as a constant (the usual case): only the logits get a gradient.
@@ -89,6 +92,8 @@ proptest! {
         r in reduction(),
     ) {
         prop_gradcheck(|v| v[0].mse(&v[1], r), &[pred.clone(), target.clone()])?;
-        prop_gradcheck(|v| v[0].mse(&Var::constant(target.clone()), r), &[pred])?;
+        prop_gradcheck(|v| v[0].mse(&Var::constant(target.clone()), r), std::slice::from_ref(&pred))?;
+        // Only the target requires a gradient.
+        prop_gradcheck(|v| Var::constant(pred.clone()).mse(&v[0], r), &[target])?;
     }
 }
