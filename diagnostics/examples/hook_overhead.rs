@@ -6,12 +6,14 @@
 //! embedded Fashion-MNIST subset, normalised. A step is forward, cross-entropy,
 //! backward, SGD step and zero_grad.
 //!
-//! Three variants are timed in rounds, interleaved so that machine noise hits all of
+//! Four variants are timed in rounds, interleaved so that machine noise hits all of
 //! them alike: no hooks; hooks on the six top-level layers (the five blocks and the
 //! flatten, as the lesson's `Hooks(model, append_stats)` and the PyTorch peer in
 //! `../shared/peers/torch_bench.py`); hooks on every leaf module (10: convs, ReLUs and
-//! the flatten). Each hook records mean, std, a 40-bin histogram of |x| over [0, 10),
-//! near-zero, saturated and non-finite counts every step. The figure reported is the
+//! the flatten); the six hooks reading only the first 256 examples of each batch
+//! (`ActivationConfig::sample_examples`). Each hook records mean, std, a 40-bin
+//! histogram of |x| over [0, 10), near-zero, saturated and non-finite counts every
+//! step. The figure reported is the
 //! ratio of medians; the stats kernel's own time on the block outputs is also shown.
 //!
 //! ```text
@@ -119,17 +121,29 @@ fn run(threads: usize, rounds: usize, batch: usize) -> AnyResult<()> {
     for _ in 0..3 {
         step(&model, &mut opt, &x, &y)?;
     }
-    let variants: [(&str, Option<ModuleFilter>); 3] = [
+    let variants: [(&str, Option<(ModuleFilter, ActivationConfig)>); 4] = [
         ("no hooks", None),
-        ("5 blocks + flatten (6 hooks)", Some(top_level())),
-        ("every leaf (10 hooks)", Some(ModuleFilter::Leaves)),
+        (
+            "6 hooks (blocks + flatten)",
+            Some((top_level(), ActivationConfig::relu())),
+        ),
+        (
+            "10 hooks (every leaf)",
+            Some((ModuleFilter::Leaves, ActivationConfig::relu())),
+        ),
+        (
+            "6 hooks, 256 of 1024 examples",
+            Some((top_level(), ActivationConfig::relu().sample_examples(256))),
+        ),
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     let mut records = 0;
     for _ in 0..rounds {
-        for (i, (_, filter)) in variants.iter().enumerate() {
-            let stats = match filter {
-                Some(f) => Some(ActivationStats::watch(&model, f, ActivationConfig::relu())?),
+        for (i, (_, watch)) in variants.iter().enumerate() {
+            let stats = match watch {
+                Some((filter, config)) => {
+                    Some(ActivationStats::watch(&model, filter, config.clone())?)
+                }
                 None => None,
             };
             // Three steps per variant and round; the first after attaching warms up.

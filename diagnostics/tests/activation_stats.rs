@@ -390,3 +390,30 @@ fn bad_filters_and_unreadable_outputs_are_errors_not_panics() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn sampled_records_read_the_first_examples_only() -> TestResult {
+    let model = mlp(Box::new(Tanh::new()))?;
+    let config = ActivationConfig::relu().sample_examples(10);
+    let stats = ActivationStats::watch(&model, &ModuleFilter::path("0"), config.clone())?;
+    let outputs: Arc<Mutex<Vec<Tensor>>> = Arc::default();
+    let sink = outputs.clone();
+    let _keep = HookCollection::forward(&model, &ModuleFilter::path("0"), |_, _| {
+        let sink = sink.clone();
+        move |_: &HookContext<'_>, _: &Tensor, out: &Tensor| {
+            sink.lock().map(|mut v| v.push(out.clone())).unwrap_or(());
+        }
+    });
+    model.forward(&input(32, 1.0, 0)?)?;
+    model.forward(&input(4, 1.0, 1)?)?; // smaller than the sample: read whole
+    let log = stats.log();
+    let outputs = outputs.lock().map_err(|_| "poisoned")?.clone();
+    let records = &log.layers[0].records;
+    assert_eq!((records[0].count, records[1].count), (10 * 16, 4 * 16));
+    let head: Vec<f32> = outputs[0].to_vec::<f32>()?[..160].to_vec();
+    let want = naive(&head, &config);
+    assert!((records[0].mean - want.mean).abs() < 1e-9);
+    assert!((records[0].std - want.std).abs() < 1e-9);
+    assert_eq!(records[0].histogram, want.histogram);
+    Ok(())
+}

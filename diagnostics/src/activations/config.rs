@@ -128,6 +128,13 @@ pub struct ActivationConfig {
     pub dead_bins: usize,
     /// `|x| > saturation` counts as saturated (tanh units; Karpathy uses 0.97).
     pub saturation: f64,
+    /// Compute each record from the first `k` examples of the batch only (a view
+    /// along the batch dimension: no copy). `None` (the default) reads every value.
+    /// Batches are shuffled, so the prefix is a random sample; it cuts the cost of
+    /// watching a layer by `batch / k`, at the price of sampling error (small: even
+    /// 256 examples of a 10-unit output are 2,560 values) and of missing a NaN that
+    /// only the unread examples hold.
+    pub sample_examples: Option<usize>,
     /// Optional per-layer histograms at one training call.
     pub snapshot: Option<SnapshotSpec>,
     /// Optional saturation map of one layer at one training call.
@@ -161,6 +168,7 @@ impl ActivationConfig {
             near_zero: NEAR_ZERO,
             dead_bins: DEAD_BINS,
             saturation: SATURATION,
+            sample_examples: None,
             snapshot: None,
             saturation_map: None,
         }
@@ -205,6 +213,13 @@ impl ActivationConfig {
         self
     }
 
+    /// Computes each record from the first `examples` examples of the batch (see
+    /// [`ActivationConfig::sample_examples`]).
+    pub fn sample_examples(mut self, examples: usize) -> Self {
+        self.sample_examples = Some(examples);
+        self
+    }
+
     /// Captures per-layer histograms (100 bins over each layer's `±max|x|`) at
     /// training call `call`.
     pub fn snapshot_at(self, call: usize) -> Self {
@@ -239,6 +254,14 @@ impl ActivationConfig {
             return Err(DiagError::config(CFG, "every", 0, "must be at least 1"));
         }
         self.histogram.validate(CFG)?;
+        if self.sample_examples == Some(0) {
+            return Err(DiagError::config(
+                CFG,
+                "sample_examples",
+                0,
+                "must be at least 1 (or None for every value)",
+            ));
+        }
         for (field, v) in [
             ("near_zero", self.near_zero),
             ("saturation", self.saturation),

@@ -18,7 +18,8 @@ pub struct ActivationRecord {
     pub call: usize,
     /// The pass the call belonged to.
     pub pass: Pass,
-    /// Number of finite values.
+    /// Number of finite values read (all of the output's, or those of the sampled
+    /// examples, see [`ActivationConfig::sample_examples`]).
     pub count: u64,
     /// NaN and infinite values (excluded from everything else).
     pub non_finite: u64,

@@ -105,7 +105,17 @@ impl Store {
     ) -> Result<()> {
         let config = &self.log.config;
         let during = format!("activation of layer {:?}", self.log.layers[layer].path);
-        let stats = tensor_stats(output, &config.stats_config(), &during)?;
+        let sample = match (config.sample_examples, output.dims().first()) {
+            (Some(k), Some(&batch)) if batch > k => {
+                Some(output.narrow(0, 0, k).map_err(|source| DiagError::Tensor {
+                    during: during.clone(),
+                    source,
+                })?)
+            }
+            _ => None,
+        };
+        let data = sample.as_ref().unwrap_or(output);
+        let stats = tensor_stats(data, &config.stats_config(), &during)?;
         let record = ActivationRecord::from_stats(call, pass, &stats, config);
 
         if snapshot_now {
@@ -127,7 +137,7 @@ impl Store {
                     abs: spec.abs,
                     ..config.stats_config()
                 };
-                let s = tensor_stats(output, &cfg, &during)?;
+                let s = tensor_stats(data, &cfg, &during)?;
                 (s.histogram().to_vec(), s.below(), s.above())
             };
             let entry = SnapshotLayer {

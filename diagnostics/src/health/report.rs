@@ -11,7 +11,7 @@ use crate::gradients::GradientLog;
 use crate::losses::{expected_initial_loss, LossLog};
 use crate::training_log::TrainingLog;
 
-use super::thresholds::{Thresholds, BOUNDED_SLACK};
+use super::thresholds::{last_part, Thresholds, BOUNDED_SLACK};
 use super::verdict::{Finding, Severity, Verdict};
 
 /// What the report needs besides the recorded data.
@@ -134,8 +134,7 @@ fn summarise_layer(layer: &LayerActivations, th: &Thresholds) -> Option<LayerSum
         .take(th.start_records.max(1))
         .map(|r| r.std)
         .collect();
-    let tail_len = ((n as f64 * th.final_stretch).ceil() as usize).clamp(1, n);
-    let tail = &records[n - tail_len..];
+    let tail = last_part(&records, th.final_stretch);
     let peak = records
         .iter()
         .map(|r| (r.std, r.call))
@@ -310,8 +309,8 @@ fn param_verdicts(log: &GradientLog, th: &Thresholds, out: &mut Vec<Verdict>) ->
             continue;
         }
         let n = finite.len();
-        let window = ((n as f64 * th.update_window).ceil() as usize).clamp(1, n);
-        let mut ratios = finite[n - window..].to_vec();
+        let mut ratios = last_part(&finite, th.update_window).to_vec();
+        let window = ratios.len();
         let med = median(&mut ratios);
         let label = p.label();
         let evidence = |threshold: f64| {

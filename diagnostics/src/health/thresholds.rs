@@ -61,6 +61,14 @@ pub const UPDATE_RATIO_HIGH_LOG10: f64 = -2.0;
 /// weights grow, as Karpathy points out.)
 pub const UPDATE_RATIO_WINDOW: f64 = 0.5;
 
+/// The last `fraction` of `items` (at least one item when there are any): the
+/// "final stretch" the end-of-run verdicts and figures average over.
+pub(crate) fn last_part<T>(items: &[T], fraction: f64) -> &[T] {
+    let n = items.len();
+    let take = ((n as f64 * fraction).ceil() as usize).clamp(n.min(1), n);
+    &items[n - take..]
+}
+
 /// Every threshold of the health report; [`Default`] takes the named constants.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Thresholds {
@@ -106,5 +114,18 @@ impl Default for Thresholds {
             update_high_log10: UPDATE_RATIO_HIGH_LOG10,
             update_window: UPDATE_RATIO_WINDOW,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_part;
+
+    #[test]
+    fn last_parts() {
+        assert_eq!(last_part(&[1, 2, 3, 4, 5, 6, 7, 8], 0.25), &[7, 8]);
+        assert_eq!(last_part(&[1, 2, 3], 0.25), &[3]);
+        assert_eq!(last_part(&[1, 2, 3], 0.5), &[2, 3]);
+        assert!(last_part::<u8>(&[], 0.25).is_empty());
     }
 }
