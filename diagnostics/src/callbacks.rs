@@ -123,6 +123,14 @@ impl Diagnostics {
         &self.activations
     }
 
+    /// Removes the hooks now. A fit that ends normally does this itself; one that
+    /// stops with an error fires no further event, so its hooks stay until the next
+    /// fit ends, this call, or the callback is dropped.
+    pub fn detach(&mut self) {
+        self.activations.detach();
+        self.activations.set_pass(None);
+    }
+
     /// A copy of everything recorded.
     pub fn log(&self) -> TrainingLog {
         TrainingLog {
@@ -173,8 +181,9 @@ impl Callback for Diagnostics {
                 }
             }
             Event::AfterFit => {
-                self.activations.detach();
-                self.activations.set_pass(None);
+                self.detach();
+                // A hook that could not read its output reports it here, failing the
+                // fit loudly rather than leaving a silent gap in the figures.
                 self.activations.check()?;
             }
             _ => {}
@@ -248,6 +257,15 @@ impl EarlyAbort {
     pub fn reason(&self) -> Option<&AbortReason> {
         self.rule.reason()
     }
+
+    /// Removes its own hooks now (after a fit that stopped with an error, which fires
+    /// no `after_fit`); does nothing when it reads another recorder's records.
+    pub fn detach(&mut self) {
+        if let Source::Own { stats, .. } = &mut self.source {
+            stats.detach();
+            stats.set_pass(None);
+        }
+    }
 }
 
 impl Callback for EarlyAbort {
@@ -295,12 +313,7 @@ impl Callback for EarlyAbort {
                     return Err(Interrupt::CancelFit);
                 }
             }
-            Event::AfterFit => {
-                if let Source::Own { stats, .. } = &mut self.source {
-                    stats.detach();
-                    stats.set_pass(None);
-                }
-            }
+            Event::AfterFit => self.detach(),
             _ => {}
         }
         Ok(())

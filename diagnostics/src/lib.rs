@@ -32,7 +32,7 @@
 //! blocks add 10-13%, on all ten leaf modules 18-29%, and the six hooks reading 256 of
 //! the 1024 examples ([`ActivationConfig::sample_examples`](activations::ActivationConfig::sample_examples))
 //! add about 1%. PyTorch's `mean`/`std`/`histc` hooks add 30-50% on the same
-//! workload. The kernel ran at 1.5-3.4 GB/s per thread there, against about 12 GB/s
+//! workload (`../shared/peers/README.md`). The kernel ran at 1.5-3.4 GB/s per thread there, against about 12 GB/s
 //! for a plain vectorised sum of the same buffer: a faster kernel lowers the exact
 //! figure directly.
 //!

@@ -11,6 +11,40 @@ use crate::losses::LossLog;
 
 /// What was recorded about one run. Every part is optional data: figures and verdicts
 /// are made from whatever is there.
+///
+/// ```
+/// use autograd::Var;
+/// use diagnostics::activations::{ActivationConfig, ActivationStats};
+/// use diagnostics::health::HealthConfig;
+/// use diagnostics::TrainingLog;
+/// use nn::hooks::ModuleFilter;
+/// use nn::layers::{Linear, Relu, Sequential};
+/// use nn::Module;
+/// use tensor::{DType, Device, Tensor};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut rng = nn::init::seeded_rng(0);
+/// let model = Sequential::new(vec![
+///     Box::new(Linear::new(16, 32, true, DType::F32, &mut rng)?),
+///     Box::new(Relu::new()),
+/// ]);
+/// let stats = ActivationStats::watch(&model, &ModuleFilter::Leaves, ActivationConfig::relu())?;
+/// for _ in 0..10 {
+///     let x = Tensor::randn([64, 16], 0.0, 1.0, DType::F32, &Device::Cpu, &mut rng)?;
+///     model.forward(&Var::parameter(x))?;
+/// }
+/// let log = TrainingLog { activations: Some(stats.log()), ..TrainingLog::default() };
+///
+/// let dir = std::env::temp_dir().join(format!("diagnostics-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let (report, files) = log.write_all(&dir, &HealthConfig::default())?;
+/// assert!(files.iter().any(|f| f.ends_with("color_dim.png")));
+/// assert!(files.last().is_some_and(|f| f.ends_with("health.md")));
+/// assert!(report.is_healthy(), "{:?}", report.verdicts);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct TrainingLog {
     /// Per-layer activation statistics.

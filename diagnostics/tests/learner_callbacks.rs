@@ -136,3 +136,37 @@ fn early_abort_with_its_own_hooks_stops_a_run_that_blows_up() -> TestResult {
     assert!(report.rows.len() <= 2);
     Ok(())
 }
+
+#[test]
+fn a_run_stopped_by_a_nan_loss_keeps_its_log_and_is_reported_critical() -> TestResult {
+    use diagnostics::health::{Finding, HealthConfig, Severity};
+
+    let diagnostics = Diagnostics::new(top_level(), ActivationConfig::relu())?;
+    let mut learn = learner(lesson_cnn(Init::Kaiming, 0)?, false, 50.0)?.with_callback(diagnostics);
+    let err = learn
+        .fit(1)
+        .err()
+        .ok_or("an lr of 50 should reach a NaN loss")?;
+    assert!(err.to_string().contains("non-finite loss"), "{err}");
+    let diagnostics = learn
+        .callback_mut::<Diagnostics>()
+        .ok_or("callback missing")?;
+    // No after_fit fired: the hooks are still there until detached.
+    assert!(diagnostics.activations().is_attached());
+    diagnostics.detach();
+    assert!(!diagnostics.activations().is_attached());
+    let log = diagnostics.log();
+    let report = log.health(&HealthConfig::classifier(10));
+    let first = report.verdicts.first().ok_or("no verdicts")?;
+    assert_eq!(
+        (first.finding, first.severity),
+        (Finding::NonFinite, Severity::Critical)
+    );
+    let (step, _) = log.losses.first_non_finite().ok_or("no NaN loss logged")?;
+    assert_eq!(
+        step + 1,
+        log.losses.train.len(),
+        "the NaN loss is the last one logged"
+    );
+    Ok(())
+}
