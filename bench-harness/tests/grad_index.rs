@@ -6,10 +6,13 @@
 //! index used twice must receive the sum of both gradients (a scatter that assigns
 //! instead of adding passes every test without repeats). An entry never picked must
 //! get exactly zero. The gathered index may be smaller than the input in the other
-//! dims (torch.gather semantics), and the input comes in random layouts.
+//! dims (torch.gather semantics), and both the input and the index tensor come in
+//! random layouts (permuted, narrowed, expanded).
 
 use bench_harness::prop_gradcheck;
-use bench_harness::strategies::{cases, dim, shape, tensor_of};
+use bench_harness::strategies::{
+    arrangement, cases, dim, shape, storage_len, tensor_of, Arrangement,
+};
 use proptest::prelude::*;
 use tensor::{Device, Tensor};
 
@@ -17,6 +20,40 @@ const CASES: u32 = 48;
 
 fn u32_tensor(values: Vec<u32>, dims: Vec<usize>) -> Tensor {
     Tensor::from_vec(values, dims, &Device::Cpu).expect("indices sized by their dims")
+}
+
+/// A u32 index tensor of logical shape `dims` taken from `pool` (at least
+/// `storage_len(dims)` values) in the given layout, like `strategies::arrange` does
+/// for f64: index tensors are views too (a transposed target matrix, a narrowed
+/// batch), and the gathers and their scatter-add backward must follow the strides.
+fn index_tensor(pool: &[u32], dims: &[usize], arr: Arrangement) -> Tensor {
+    let rank = dims.len();
+    let take = |shape: &[usize]| {
+        u32_tensor(
+            pool[..shape.iter().product::<usize>()].to_vec(),
+            shape.to_vec(),
+        )
+    };
+    let view = match arr {
+        Arrangement::Permuted if rank >= 2 => {
+            let reversed: Vec<usize> = dims.iter().rev().copied().collect();
+            let order: Vec<usize> = (0..rank).rev().collect();
+            take(&reversed).permute(&order)
+        }
+        Arrangement::Narrowed if rank >= 1 => {
+            let mut wide = dims.to_vec();
+            wide[rank - 1] += 2;
+            take(&wide).narrow(rank - 1, 1, dims[rank - 1])
+        }
+        Arrangement::Expanded if dims.iter().any(|&d| d > 1) => {
+            let d = dims.iter().position(|&d| d > 1).unwrap_or(0);
+            let mut base = dims.to_vec();
+            base[d] = 1;
+            take(&base).expand(dims.to_vec())
+        }
+        _ => Ok(take(dims)),
+    };
+    view.expect("pool sized by storage_len")
 }
 
 /// An input of rank 1-4, a dim, and 1-6 indices into that dim (repeats likely).
@@ -28,9 +65,9 @@ fn index_select_case() -> impl Strategy<Value = (Tensor, usize, Tensor)> {
             (
                 tensor_of(dims, 2.0, 0.0),
                 Just(d),
-                proptest::collection::vec(0..size, 1..=6).prop_map(|ix| {
-                    let n = ix.len();
-                    u32_tensor(ix, vec![n])
+                (1usize..=6, arrangement()).prop_flat_map(move |(n, arr)| {
+                    proptest::collection::vec(0..size, storage_len(&[n]))
+                        .prop_map(move |pool| index_tensor(&pool, &[n], arr))
                 }),
             )
         })
@@ -61,13 +98,15 @@ fn gather_case() -> impl Strategy<Value = (Tensor, usize, Tensor)> {
                         }
                     })
                     .collect();
-                let n = index_dims.iter().product::<usize>();
                 let size = dims[d] as u32;
                 (
                     tensor_of(dims, 2.0, 0.0),
                     Just(d),
-                    proptest::collection::vec(0..size, n)
-                        .prop_map(move |ix| u32_tensor(ix, index_dims.clone())),
+                    (
+                        proptest::collection::vec(0..size, storage_len(&index_dims)),
+                        arrangement(),
+                    )
+                        .prop_map(move |(pool, arr)| index_tensor(&pool, &index_dims, arr)),
                 )
             })
     })

@@ -27,13 +27,24 @@ fn reduction() -> impl Strategy<Value = Reduction> {
     ]
 }
 
-/// Logits `[N, C]` (N 1-5, C 1-6) and u32 class indices `[N]`.
+/// Logits `[N, C]` (N 1-5, C 1-6) and u32 class indices `[N]` (sometimes a strided
+/// view).
 fn classification(range: f64) -> impl Strategy<Value = (Tensor, Tensor)> {
     (dim(5), 1usize..=6).prop_flat_map(move |(n, c)| {
         (
             tensor_of(vec![n, c], range, 0.0),
-            proptest::collection::vec(0..c as u32, n)
-                .prop_map(move |t| Tensor::from_vec(t, [n], &Device::Cpu).expect("n targets")),
+            // Every other entry of a longer vector half the time: a strided view.
+            (proptest::collection::vec(0..c as u32, 2 * n), any::<bool>()).prop_map(
+                move |(t, strided)| {
+                    let wide = Tensor::from_vec(t, [n, 2], &Device::Cpu).expect("2n targets");
+                    let view = if strided {
+                        wide.select(1, 1)
+                    } else {
+                        wide.reshape([2 * n]).and_then(|w| w.narrow(0, 0, n))
+                    };
+                    view.expect("in range")
+                },
+            ),
         )
     })
 }
