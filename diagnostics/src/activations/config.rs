@@ -278,6 +278,16 @@ impl ActivationConfig {
                 format!("must not exceed histogram.bins ({})", self.histogram.bins),
             ));
         }
+        if self.phases == Phases::Valid
+            && (self.snapshot.is_some() || self.saturation_map.is_some())
+        {
+            return Err(DiagError::config(
+                CFG,
+                "phases",
+                "Valid",
+                "snapshots and saturation maps are taken at training calls: record Train or Both",
+            ));
+        }
         if let Some(snap) = &self.snapshot {
             match snap.bins {
                 SnapshotBins::Recorded => {}
@@ -355,6 +365,12 @@ mod tests {
             m.max_rows = 0;
         }
         assert!(cfg.validate().unwrap_err().to_string().contains("max_rows"));
+        let e = ActivationConfig::relu()
+            .phases(Phases::Valid)
+            .snapshot_at(0)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("phases = Valid"), "{e}");
         let cfg = ActivationConfig::relu().snapshot(SnapshotSpec {
             call: 0,
             bins: SnapshotBins::Fit { bins: 0 },

@@ -57,26 +57,28 @@ impl Store {
         let call = self.calls[layer][slot];
         self.calls[layer][slot] += 1;
 
-        let record_now = call.is_multiple_of(config.every);
-        let snapshot_now = pass == Pass::Train
-            && config.snapshot.is_some_and(|s| s.call == call)
-            && !self.log.snapshot.as_ref().is_some_and(|s| {
-                s.layers
-                    .iter()
-                    .any(|l| l.path == self.log.layers[layer].path)
-            });
-        let map_now = pass == Pass::Train
-            && self.log.saturation_map.is_none()
-            && config
-                .saturation_map
-                .as_ref()
-                .is_some_and(|m| m.call == call && m.layer == self.log.layers[layer].path);
-        if !(record_now || snapshot_now || map_now) {
+        let due = Due {
+            record: call.is_multiple_of(config.every),
+            snapshot: pass == Pass::Train
+                && config.snapshot.is_some_and(|s| s.call == call)
+                && !self.log.snapshot.as_ref().is_some_and(|s| {
+                    s.layers
+                        .iter()
+                        .any(|l| l.path == self.log.layers[layer].path)
+                }),
+            map: pass == Pass::Train
+                && self.log.saturation_map.is_none()
+                && config
+                    .saturation_map
+                    .as_ref()
+                    .is_some_and(|m| m.call == call && m.layer == self.log.layers[layer].path),
+        };
+        if !(due.record || due.snapshot || due.map) {
             return;
         }
 
         let path = self.log.layers[layer].path.clone();
-        let result = self.capture(layer, call, pass, output, record_now, snapshot_now, map_now);
+        let result = self.capture(layer, call, pass, output, due);
         if let Err(e) = result {
             // Keep the first failure of each layer; later ones say nothing new.
             if !self.log.failures.iter().any(|f| f.layer == path) {
@@ -92,16 +94,13 @@ impl Store {
 
     /// Computes and stores what this call needs: the record (one kernel pass), the
     /// snapshot histogram (a second pass, once) and the saturation map (once).
-    #[allow(clippy::too_many_arguments)]
     fn capture(
         &mut self,
         layer: usize,
         call: usize,
         pass: Pass,
         output: &Tensor,
-        record_now: bool,
-        snapshot_now: bool,
-        map_now: bool,
+        due: Due,
     ) -> Result<()> {
         let config = &self.log.config;
         let during = format!("activation of layer {:?}", self.log.layers[layer].path);
@@ -118,7 +117,7 @@ impl Store {
         let stats = tensor_stats(data, &config.stats_config(), &during)?;
         let record = ActivationRecord::from_stats(call, pass, &stats, config);
 
-        if snapshot_now {
+        if due.snapshot {
             let layer_log = &self.log.layers[layer];
             let spec = match config.snapshot.map(|s| s.bins) {
                 Some(SnapshotBins::Fit { bins }) => {
@@ -159,7 +158,7 @@ impl Store {
                 .push(entry);
         }
 
-        if map_now {
+        if due.map {
             if let Some(spec) = self.log.config.saturation_map.clone() {
                 let path = &self.log.layers[layer].path;
                 self.log.saturation_map = Some(SaturationMap::capture(
@@ -172,7 +171,7 @@ impl Store {
             }
         }
 
-        if record_now {
+        if due.record {
             let layer_log = &mut self.log.layers[layer];
             if record.non_finite > 0 {
                 if layer_log.first_non_finite.is_none() {
@@ -191,6 +190,17 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// What one call has to produce.
+#[derive(Clone, Copy)]
+struct Due {
+    /// A record (every `every`-th call).
+    record: bool,
+    /// This layer's part of the snapshot.
+    snapshot: bool,
+    /// The saturation map.
+    map: bool,
 }
 
 fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
@@ -367,7 +377,8 @@ impl ActivationStats {
     }
 
     /// A read handle that shares this recorder's log (e.g. for
-    /// [`EarlyAbort`](crate::early_abort::EarlyAbort)); it keeps no hook alive.
+    /// [`AbortRule`](crate::early_abort::AbortRule) and the learner's `EarlyAbort`); it
+    /// keeps no hook alive.
     pub fn reader(&self) -> ActivationReader {
         ActivationReader {
             store: self.store.clone(),
