@@ -417,3 +417,22 @@ fn sampled_records_read_the_first_examples_only() -> TestResult {
     assert_eq!(records[0].histogram, want.histogram);
     Ok(())
 }
+
+#[test]
+fn forward_order_puts_a_block_after_its_layers() -> TestResult {
+    let block = Sequential::new(vec![Box::new(mlp(Box::new(Tanh::new()))?)]);
+    let stats = ActivationStats::watch(&block, &ModuleFilter::All, ActivationConfig::relu())?;
+    block.forward(&input(8, 1.0, 0)?)?;
+    let log = stats.log();
+    let tree: Vec<&str> = log.layers.iter().map(|l| l.path.as_str()).collect();
+    assert_eq!(tree, ["", "0", "0.0", "0.1", "0.2", "0.3"]);
+    let forward: Vec<&str> = log
+        .layers_in_forward_order()
+        .iter()
+        .map(|l| l.path.as_str())
+        .collect();
+    assert_eq!(forward, ["0.0", "0.1", "0.2", "0.3", "0", ""]);
+    let orders: Vec<u64> = log.layers.iter().map(|l| l.records[0].order).collect();
+    assert_eq!(orders, [5, 4, 0, 1, 2, 3]);
+    Ok(())
+}

@@ -18,6 +18,10 @@ pub struct ActivationRecord {
     pub call: usize,
     /// The pass the call belonged to.
     pub pass: Pass,
+    /// Position of this record among all the records of its recorder, in time (0 for
+    /// a record made outside a recorder). Forward hooks fire when a module's forward
+    /// ends, so within a batch this is forward order: a block after its layers.
+    pub order: u64,
     /// Number of finite values read (all of the output's, or those of the sampled
     /// examples, see [`ActivationConfig::sample_examples`]).
     pub count: u64,
@@ -58,6 +62,7 @@ impl ActivationRecord {
         Self {
             call,
             pass,
+            order: 0,
             count,
             non_finite: stats.non_finite(),
             mean: stats.mean(),
@@ -212,6 +217,20 @@ impl ActivationLog {
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.record_count() == 0
+    }
+
+    /// The layers in the order their first training records were taken: forward
+    /// order (the tree order of [`layers`](Self::layers) lists a container before
+    /// the layers inside it, but its output comes after theirs). Layers without a
+    /// training record come last.
+    pub fn layers_in_forward_order(&self) -> Vec<&LayerActivations> {
+        let mut layers: Vec<&LayerActivations> = self.layers.iter().collect();
+        layers.sort_by_key(|l| {
+            l.records_of(Pass::Train)
+                .next()
+                .map_or(u64::MAX, |r| r.order)
+        });
+        layers
     }
 }
 

@@ -23,6 +23,8 @@ struct Store {
     calls: Vec<[usize; 2]>,
     /// Set by a training loop that knows the pass; otherwise inferred per call.
     pass_override: Option<Pass>,
+    /// The `order` of the next record.
+    next_order: u64,
 }
 
 impl Store {
@@ -115,7 +117,8 @@ impl Store {
         };
         let data = sample.as_ref().unwrap_or(output);
         let stats = tensor_stats(data, &config.stats_config(), &during)?;
-        let record = ActivationRecord::from_stats(call, pass, &stats, config);
+        let mut record = ActivationRecord::from_stats(call, pass, &stats, config);
+        record.order = self.next_order;
 
         if due.snapshot {
             let layer_log = &self.log.layers[layer];
@@ -187,6 +190,7 @@ impl Store {
                 }
             }
             layer_log.records.push(record);
+            self.next_order += 1;
         }
         Ok(())
     }
@@ -288,6 +292,7 @@ impl ActivationStats {
                 log: ActivationLog::new(config),
                 calls: Vec::new(),
                 pass_override: None,
+                next_order: 0,
             })),
             hooks: None,
         })

@@ -184,7 +184,12 @@ fn layer_verdicts(
         .collect();
     let stretch = pct(th.final_stretch);
     let near_zero = log.config.near_zero;
-    let reference = summaries.first().map(|s| (s.label.clone(), s.first_std));
+    // Depth is judged against the layer whose output comes first in the forward pass.
+    let reference = log
+        .layers_in_forward_order()
+        .first()
+        .and_then(|first| summaries.iter().find(|s| s.label == first.label()))
+        .map(|s| (s.label.clone(), s.first_std));
     for s in &summaries {
         let subject = s.label.as_str();
         if s.final_near_zero > th.dead_fraction {
