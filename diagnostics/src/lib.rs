@@ -28,13 +28,14 @@
 //! storage): no tensor op, no copy; the time a hook adds is the kernel's time.
 //! `examples/hook_overhead.rs` measures a training step of the lesson's CNN at batch
 //! 1024 on 2 threads. On the project's 2-core machine (shared and loaded while it was
-//! measured; ratios of interleaved medians over 21 rounds): hooks on the lesson's six
-//! blocks add 10-13%, on all ten leaf modules 18-29%, and the six hooks reading 256 of
-//! the 1024 examples ([`ActivationConfig::sample_examples`](activations::ActivationConfig::sample_examples))
-//! add about 1%. PyTorch's `mean`/`std`/`histc` hooks add 30-50% on the same
-//! workload (`../shared/peers/README.md`). The kernel ran at 1.5-3.4 GB/s per thread there, against about 12 GB/s
-//! for a plain vectorised sum of the same buffer: a faster kernel lowers the exact
-//! figure directly.
+//! measured; ratios of interleaved medians over 21 rounds, four runs): hooks on the
+//! lesson's six blocks add 6-13% (the kernel alone takes 8-11% of the unhooked step),
+//! on all ten leaf modules 15-29%, and the six hooks reading 256 of the 1024 examples
+//! ([`ActivationConfig::sample_examples`](activations::ActivationConfig::sample_examples))
+//! 1-3%. PyTorch's `mean`/`std`/`histc` hooks add 30-50% on the same workload
+//! (`../shared/peers/README.md`). The kernel ran at 1.5-3.4 GB/s per thread there,
+//! against about 12 GB/s for a plain vectorised sum of the same buffer: a faster
+//! kernel lowers the exact figure directly.
 //!
 //! # Example
 //!
