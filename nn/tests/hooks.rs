@@ -27,6 +27,9 @@ fn batch() -> Var {
 
 type Log = Arc<Mutex<Vec<String>>>;
 
+/// The output gradient and (if any) input gradient one backward hook call saw.
+type GradPair = (Vec<f64>, Option<Vec<f64>>);
+
 fn logging_hooks(
     model: &Sequential,
     filter: &ModuleFilter,
@@ -147,7 +150,7 @@ fn hooks_keep_state_readable_through_the_handle_and_do_not_change_results() {
 fn backward_hooks_see_the_gradients_of_output_and_input() {
     let mut rng = seeded_rng(5);
     let layer = Linear::new(4, 3, true, DType::F64, &mut rng).unwrap();
-    let seen: Arc<Mutex<Vec<(Vec<f64>, Option<Vec<f64>>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<GradPair>>> = Arc::default();
     let sink = seen.clone();
     let _h = layer.hooks().register_backward(
         "fc",

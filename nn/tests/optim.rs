@@ -175,7 +175,7 @@ fn clipping_by_global_norm_and_by_value() {
     let gb = b.grad().unwrap().to_vec::<f64>().unwrap();
     assert!(((ga[0] * ga[0] + gb[0] * gb[0]).sqrt() - 1.0).abs() < 1e-5);
     set_grad(&a, &[3.0, -0.5]);
-    clip_grad_value(&[a.clone()], 1.0).unwrap();
+    clip_grad_value(std::slice::from_ref(&a), 1.0).unwrap();
     assert_eq!(a.grad().unwrap().to_vec::<f64>().unwrap(), vec![1.0, -0.5]);
     assert!(clip_grad_norm(&[a], -1.0).is_err());
 }
