@@ -4,9 +4,7 @@
 //! - [`models`]: the fastai lesson's CNN and its variants.
 //! - [`watch`]: fitting a learner while recording activation statistics, then writing
 //!   the figures and the health report.
-//! - [`figures`]: the heat map and binary map the `plots` crate does not draw yet.
 
-pub mod figures;
 pub mod models;
 pub mod watch;
 

@@ -14,8 +14,8 @@ use diagnostics::TrainingLog;
 use nn::hooks::ModuleFilter;
 use train::{Event, Interrupt, Learner, Phase};
 
-use crate::figures::{heat_map, HeatPanel};
 use crate::Result;
+use plots::{HeatmapPanel, HistogramHeatmap};
 
 /// What to watch and how long to train.
 #[derive(Clone, Debug)]
@@ -187,7 +187,8 @@ pub fn write_run(
 
 /// The histogram heat map of every layer with training records, as `color_dim.png`.
 fn color_dim(acts: &ActivationLog, dir: &Path, title: &str) -> Result<Option<PathBuf>> {
-    let panels: Vec<HeatPanel> = acts
+    let spec = &acts.config.histogram;
+    let panels: Vec<HeatmapPanel> = acts
         .layers
         .iter()
         .filter_map(|layer| {
@@ -196,32 +197,26 @@ fn color_dim(acts: &ActivationLog, dir: &Path, title: &str) -> Result<Option<Pat
                 .map(|r| r.histogram.clone())
                 .filter(|h| !h.is_empty())
                 .collect();
-            (!rows.is_empty()).then(|| HeatPanel {
-                title: layer.label(),
-                rows,
-            })
+            (!rows.is_empty()).then(|| HeatmapPanel::new(layer.label(), spec.lo, spec.hi, rows))
         })
         .collect();
     if panels.is_empty() {
         return Ok(None);
     }
-    let spec = &acts.config.histogram;
-    let y_label = format!(
-        "{} bin ({}..{})",
-        if spec.abs {
-            "|activation|"
-        } else {
-            "activation"
-        },
-        spec.lo,
-        spec.hi
+    let y_label = if spec.abs {
+        "|activation|"
+    } else {
+        "activation"
+    };
+    let mut figure = HistogramHeatmap::new(
+        format!("{title}: activation histograms over training (log1p counts)"),
+        "batch",
+        y_label,
     );
+    for panel in panels {
+        figure.push(panel);
+    }
     let path = dir.join("color_dim.png");
-    heat_map(
-        &path,
-        &format!("{title}: activation histograms over training (log1p counts)"),
-        &y_label,
-        &panels,
-    )?;
+    figure.save_png(&path, 1200, 800)?;
     Ok(Some(path))
 }

@@ -30,13 +30,13 @@ use diagnostics::gradients::{GradientConfig, GradientStats};
 use diagnostics::health::HealthConfig;
 use diagnostics::losses::LossLog;
 use diagnostics::TrainingLog;
-use lessons::figures::binary_map;
 use lessons::Result;
 use nn::hooks::ModuleFilter;
 use nn::init::{normal_, seeded_rng, zeros_};
 use nn::layers::{BatchNorm, Embedding, Flatten, Linear, Sequential, Tanh};
 use nn::optim::{HyperParams, Optimizer, Sgd};
 use nn::{Module, ModuleExt};
+use plots::BinaryImage;
 use rand::rngs::StdRng;
 use rand::Rng;
 use tensor::{DType, Device, Tensor};
@@ -398,9 +398,8 @@ fn run(args: Args) -> Result<()> {
     let mut extra = Vec::new();
     if let Some(map) = &acts.saturation_map {
         let path = args.out.join("saturation_map.png");
-        binary_map(
-            &path,
-            &format!(
+        BinaryImage::from_flat(
+            format!(
                 "{} at step {}: white where |h| > {} ({:.1}% of cells)",
                 map.layer,
                 map.call,
@@ -411,8 +410,10 @@ fn run(args: Args) -> Result<()> {
             "example",
             map.rows,
             map.cols,
-            &map.cells,
-        )?;
+            map.cells.clone(),
+        )
+        .white_means(format!("|h| > {}", map.threshold))
+        .save_png(&path, 1000, 360)?;
         let dead = map.always_saturated_units();
         println!(
             "saturation map: {:.1}% of cells white, {} unit(s) saturated for every example{}",
