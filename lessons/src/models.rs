@@ -141,17 +141,22 @@ pub fn lesson_cnn_with_eps<R: Rng + ?Sized>(
         }
         layers.push(Box::new(conv));
         if has_norm {
-            let norm: Box<dyn Module> = match config.norm {
-                Norm::Batch => Box::new(BatchNorm::new_2d(cout, 0.1, eps, config.dtype)?),
-                Norm::Layer => Box::new(GroupNorm::layer_norm(cout, eps, config.dtype)?),
-                Norm::Instance => Box::new(GroupNorm::instance_norm(cout, eps, config.dtype)?),
-                Norm::Group(g) => Box::new(GroupNorm::new(g, cout, eps, config.dtype)?),
-                Norm::RunningBatch => {
-                    Box::new(RunningBatchNorm::new(cout, 0.1, eps, config.dtype)?)
+            let norm: Option<Box<dyn Module>> = match config.norm {
+                Norm::None => None,
+                Norm::Batch => Some(Box::new(BatchNorm::new_2d(cout, 0.1, eps, config.dtype)?)),
+                Norm::Layer => Some(Box::new(GroupNorm::layer_norm(cout, eps, config.dtype)?)),
+                Norm::Instance => {
+                    Some(Box::new(GroupNorm::instance_norm(cout, eps, config.dtype)?))
                 }
-                Norm::None => unreachable_norm(),
+                Norm::Group(g) => Some(Box::new(GroupNorm::new(g, cout, eps, config.dtype)?)),
+                Norm::RunningBatch => Some(Box::new(RunningBatchNorm::new(
+                    cout,
+                    0.1,
+                    eps,
+                    config.dtype,
+                )?)),
             };
-            layers.push(norm);
+            layers.extend(norm);
         }
         if hidden {
             let act: Box<dyn Module> = match config.activation {
@@ -165,12 +170,6 @@ pub fn lesson_cnn_with_eps<R: Rng + ?Sized>(
     }
     layers.push(Box::new(Flatten::new()));
     Ok(Sequential::new(layers))
-}
-
-/// `Norm::None` never reaches the match above (`has_norm` is false); this keeps the
-/// match total without a panic.
-fn unreachable_norm() -> Box<dyn Module> {
-    Box::new(Flatten::new())
 }
 
 #[cfg(test)]

@@ -119,17 +119,23 @@ fn opt_read<T: Element, R>(
     }
 }
 
+/// The normalisations whose forward computes (and saves) statistics of the input.
+#[derive(Clone, Copy)]
+enum StatsShape {
+    Batch(BatchNormShape),
+    Group(GroupNormShape),
+}
+
 fn train_forward<T: NormScalar + Element>(
-    kind: NormKind,
+    kind: StatsShape,
     x: &Tensor,
     gamma: Option<&Tensor>,
     beta: Option<&Tensor>,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let groups = match kind {
-        NormKind::BatchTrain(s) => s.c(),
-        NormKind::Group(s) => s.rows(),
-        NormKind::BatchEval(_) => unreachable_eval(),
+        StatsShape::Batch(s) => s.c(),
+        StatsShape::Group(s) => s.rows(),
     };
     let mut out = vec![<T as Element>::ZERO; x.elem_count()];
     let (mut mean, mut invstd) = (
@@ -143,11 +149,10 @@ fn train_forward<T: NormScalar + Element>(
                 invstd: &mut invstd,
             };
             match kind {
-                NormKind::BatchTrain(s) => {
+                StatsShape::Batch(s) => {
                     batch_norm_forward_train(&s, xs, affine, eps, &mut out, save)?
                 }
-                NormKind::Group(s) => group_norm_forward(&s, xs, affine, eps, &mut out, save)?,
-                NormKind::BatchEval(_) => {}
+                StatsShape::Group(s) => group_norm_forward(&s, xs, affine, eps, &mut out, save)?,
             }
             Ok(())
         })
@@ -157,12 +162,6 @@ fn train_forward<T: NormScalar + Element>(
         tensor_of(mean, &[groups])?,
         tensor_of(invstd, &[groups])?,
     ))
-}
-
-/// Evaluation never goes through `train_forward`; kept as a function so the match
-/// above stays exhaustive without a panic path reachable from user input.
-fn unreachable_eval() -> usize {
-    0
 }
 
 fn eval_forward<T: NormScalar + Element>(
@@ -298,17 +297,28 @@ impl Var {
         let (n, c, s) = ncs(OP, self.tensor())?;
         check_affine(OP, self.tensor(), c, gamma, "gamma")?;
         check_affine(OP, self.tensor(), c, beta, "beta")?;
-        let kind = NormKind::BatchTrain(BatchNormShape::new(n, c, s)?);
+        let shape = BatchNormShape::new(n, c, s)?;
         let (g, b) = (gamma.map(Var::tensor), beta.map(Var::tensor));
         let (out, mean, invstd) = match self.dtype() {
-            DType::F32 => train_forward::<f32>(kind, self.tensor(), g, b, eps)?,
-            _ => train_forward::<f64>(kind, self.tensor(), g, b, eps)?,
+            DType::F32 => train_forward::<f32>(StatsShape::Batch(shape), self.tensor(), g, b, eps)?,
+            _ => train_forward::<f64>(StatsShape::Batch(shape), self.tensor(), g, b, eps)?,
         };
         let stats = BatchStats {
             mean: mean.clone(),
             invstd: invstd.clone(),
         };
-        Ok((record(kind, self, gamma, beta, out, mean, invstd), stats))
+        Ok((
+            record(
+                NormKind::BatchTrain(shape),
+                self,
+                gamma,
+                beta,
+                out,
+                mean,
+                invstd,
+            ),
+            stats,
+        ))
     }
 
     /// Batch normalisation with given running statistics (evaluation mode): a fixed
@@ -373,12 +383,20 @@ impl Var {
         let (n, c, s) = ncs(OP, self.tensor())?;
         check_affine(OP, self.tensor(), c, gamma, "gamma")?;
         check_affine(OP, self.tensor(), c, beta, "beta")?;
-        let kind = NormKind::Group(GroupNormShape::new(n, c, s, groups)?);
+        let shape = GroupNormShape::new(n, c, s, groups)?;
         let (g, b) = (gamma.map(Var::tensor), beta.map(Var::tensor));
         let (out, mean, invstd) = match self.dtype() {
-            DType::F32 => train_forward::<f32>(kind, self.tensor(), g, b, eps)?,
-            _ => train_forward::<f64>(kind, self.tensor(), g, b, eps)?,
+            DType::F32 => train_forward::<f32>(StatsShape::Group(shape), self.tensor(), g, b, eps)?,
+            _ => train_forward::<f64>(StatsShape::Group(shape), self.tensor(), g, b, eps)?,
         };
-        Ok(record(kind, self, gamma, beta, out, mean, invstd))
+        Ok(record(
+            NormKind::Group(shape),
+            self,
+            gamma,
+            beta,
+            out,
+            mean,
+            invstd,
+        ))
     }
 }
