@@ -297,8 +297,9 @@ impl Module for GroupNorm {
 ///
 /// Per training batch of size `bs`, with `m = 1 - (1 - momentum) / sqrt(bs - 1)`:
 /// `sums = lerp(sums, sum(x), m)`, `sqrs = lerp(sqrs, sum(x^2), m)`,
-/// `count = lerp(count, numel / C, m)`, `dbias = dbias (1 - m) + m`. For the first
-/// 100 steps the sums and count are divided by `dbias` (debiasing the zero start).
+/// `count = lerp(count, numel / C, m)`. The lesson also divides the sums and the
+/// count by a debiasing factor for the first 100 steps; it divides numerator and
+/// denominator alike and cancels, so it is left out here.
 /// Then `mean = sums / count`, `var = sqrs / count - mean^2`, clamped to at least
 /// 0.01 while fewer than 20 samples were seen (and at 0 always, against rounding),
 /// and `y = (x - mean) / sqrt(var + eps) * gamma + beta`. As in the lesson the
@@ -311,7 +312,7 @@ pub struct RunningBatchNorm {
     eps: f64,
     channels: usize,
     /// Momentum-weighted per-channel sums and sums of squares (f64 `[C]`), and
-    /// `[count, dbias, samples seen, steps]` (f64 `[4]`): buffers, so they are saved
+    /// `[count, samples seen, steps]` (f64 `[3]`): buffers, so they are saved
     /// with the model. Updated in place so saved references stay live.
     sums: Tensor,
     sqrs: Tensor,
@@ -348,7 +349,7 @@ impl RunningBatchNorm {
             channels,
             sums: Tensor::zeros([channels], DType::F64, &cpu)?,
             sqrs: Tensor::zeros([channels], DType::F64, &cpu)?,
-            meta: Tensor::zeros([4], DType::F64, &cpu)?,
+            meta: Tensor::zeros([3], DType::F64, &cpu)?,
             update: Mutex::new(()),
             training: AtomicBool::new(true),
             hooks: Hooks::new(),
@@ -375,7 +376,7 @@ impl Module for RunningBatchNorm {
         let x = input.reshape([n, c, s])?;
         let _serial = self.update.lock().unwrap_or_else(|p| p.into_inner());
         let meta = self.meta.to_vec::<f64>()?;
-        let (mut count, mut dbias, mut seen, mut steps) = (meta[0], meta[1], meta[2], meta[3]);
+        let (mut count, mut seen, mut steps) = (meta[0], meta[1], meta[2]);
         let (sums, sqrs) = if self.is_training() {
             if bs < 2 {
                 return Err(config_error(
@@ -412,12 +413,11 @@ impl Module for RunningBatchNorm {
                 )?;
             }
             count = count * (1.0 - m) + m * (n * s) as f64;
-            dbias = dbias * (1.0 - m) + m;
             seen += bs as f64;
             steps += 1.0;
             self.meta.assign(&Tensor::from_vec(
-                vec![count, dbias, seen, steps],
-                [4],
+                vec![count, seen, steps],
+                [3],
                 &Device::Cpu,
             )?)?;
             (sums, sqrs)
@@ -433,10 +433,7 @@ impl Module for RunningBatchNorm {
                 Var::constant(self.sqrs.to_dtype(dtype)?),
             )
         };
-        // Debiasing for the first 100 steps, as in the lesson (it cancels in the mean
-        // and the variance, but keeps the arithmetic the lesson's).
-        let debias = if steps < 100.0 { dbias } else { 1.0 };
-        let scale = 1.0 / (debias * (count / debias));
+        let scale = 1.0 / count;
         let means = sums.mul_scalar(scale)?;
         let floor = if seen < 20.0 { 0.01 } else { 0.0 };
         let vars = sqrs
