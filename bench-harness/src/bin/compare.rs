@@ -381,35 +381,19 @@ fn sec_makemore(r: &mut Runner) -> AnyResult<()> {
     Ok(())
 }
 
-/// Reads `{"key": {"median_ms": ..}, ..}` entries from the peer's JSON (a flat object
-/// of objects; only `median_ms` is needed, so a tiny scanner does).
+/// Reads each workload's `median_ms` from the peer's JSON (an object whose entries are
+/// objects; entries without a number `median_ms`, such as `meta`, are skipped).
 fn torch_medians(path: &str) -> AnyResult<BTreeMap<String, f64>> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let mut out = BTreeMap::new();
-    let mut rest = text.as_str();
-    while let Some(start) = rest.find("\"median_ms\"") {
-        let before = &rest[..start];
-        // the key is the last "...": { before this field
-        let key_end = before
-            .rfind("\": {")
-            .ok_or("malformed peer JSON: no key before median_ms")?;
-        let key_start = before[..key_end].rfind('"').ok_or("malformed peer JSON")? + 1;
-        let key = before[key_start..key_end].to_string();
-        let after = &rest[start + "\"median_ms\"".len()..];
-        let value: String = after
-            .trim_start_matches([':', ' '])
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || ".eE-+".contains(*c))
-            .collect();
-        out.insert(
-            key,
-            value
-                .parse::<f64>()
-                .map_err(|e| format!("{path}: median_ms {value:?}: {e}"))?,
-        );
-        rest = &after[value.len()..];
-    }
-    Ok(out)
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    let entries = json
+        .as_object()
+        .ok_or_else(|| format!("{path}: expected a JSON object at the top"))?;
+    Ok(entries
+        .iter()
+        .filter_map(|(key, v)| Some((key.clone(), v.get("median_ms")?.as_f64()?)))
+        .collect())
 }
 
 fn main() -> AnyResult<()> {
