@@ -381,15 +381,17 @@ fn sec_makemore(r: &mut Runner) -> AnyResult<()> {
     Ok(())
 }
 
-/// Reads each workload's `median_ms` from the peer's JSON (an object whose entries are
-/// objects; entries without a number `median_ms`, such as `meta`, are skipped).
+/// Reads each workload's `median_ms` from the peer's JSON: `{"meta": .., "results":
+/// {"key": {"median_ms": .., ..}, ..}}` (entries without a number `median_ms` are
+/// skipped).
 fn torch_medians(path: &str) -> AnyResult<BTreeMap<String, f64>> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
     let entries = json
-        .as_object()
-        .ok_or_else(|| format!("{path}: expected a JSON object at the top"))?;
+        .get("results")
+        .and_then(|r| r.as_object())
+        .ok_or_else(|| format!("{path}: expected an object `results` at the top"))?;
     Ok(entries
         .iter()
         .filter_map(|(key, v)| Some((key.clone(), v.get("median_ms")?.as_f64()?)))
