@@ -79,6 +79,8 @@ pub(crate) mod sealed {
         fn cpu_slice_mut(storage: &mut CpuStorage) -> Option<&mut [Self]>;
         /// Wraps a vector of this type as storage.
         fn into_cpu_storage(data: Vec<Self>) -> CpuStorage;
+        /// Unwraps storage of this type into its vector.
+        fn from_cpu_storage(storage: CpuStorage) -> Option<Vec<Self>>;
     }
 
     /// Crate-private bridge from a float element type to the SIMD slice kernels of
@@ -310,6 +312,13 @@ macro_rules! impl_float_element {
             fn into_cpu_storage(data: Vec<Self>) -> CpuStorage {
                 CpuStorage::$variant(data)
             }
+            #[inline]
+            fn from_cpu_storage(storage: CpuStorage) -> Option<Vec<Self>> {
+                match storage {
+                    CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
         }
 
         impl Element for $t {
@@ -399,6 +408,12 @@ impl sealed::Sealed for u32 {
     #[inline]
     fn into_cpu_storage(data: Vec<Self>) -> CpuStorage {
         CpuStorage::U32(data)
+    }
+    fn from_cpu_storage(storage: CpuStorage) -> Option<Vec<Self>> {
+        match storage {
+            CpuStorage::U32(v) => Some(v),
+            _ => None,
+        }
     }
 }
 

@@ -35,6 +35,7 @@ pub mod dtype;
 pub mod error;
 pub mod layout;
 pub mod ops;
+pub mod pool;
 mod random;
 pub mod shape;
 pub(crate) mod storage;

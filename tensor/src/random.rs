@@ -8,7 +8,7 @@ use rand::distr::{Distribution, Uniform};
 use rand::Rng;
 use rand_distr::Normal;
 
-use crate::dtype::DType;
+use crate::dtype::{DType, Element};
 use crate::error::{Result, TensorError};
 use crate::shape::Shape;
 use crate::storage::CpuStorage;
@@ -17,7 +17,7 @@ use crate::{Device, Tensor};
 
 /// `shape.elem_count()` draws from `d`, in order; errors (naming `op`) if the tensor
 /// cannot be allocated.
-fn sample<T: Clone + Default, D: Distribution<T>, R: Rng + ?Sized>(
+fn sample<T: Element + Default, D: Distribution<T>, R: Rng + ?Sized>(
     d: &D,
     shape: &Shape,
     rng: &mut R,

@@ -52,7 +52,7 @@ pub(crate) fn check_device(device: &Device, op: &'static str) -> Result<()> {
 
 /// A vector of `n` copies of `value` for a tensor of `shape`, or an error naming `op`
 /// if the shape's size overflows or the allocation fails (instead of aborting).
-pub(crate) fn filled<T: Clone>(shape: &Shape, value: T, op: &'static str) -> Result<Vec<T>> {
+pub(crate) fn filled<T: Element>(shape: &Shape, value: T, op: &'static str) -> Result<Vec<T>> {
     let too_big = || {
         TensorError::invalid(
             op,
@@ -66,6 +66,9 @@ pub(crate) fn filled<T: Clone>(shape: &Shape, value: T, op: &'static str) -> Res
                 .is_some_and(|b| b <= isize::MAX as usize)
         })
         .ok_or_else(too_big)?;
+    if n * std::mem::size_of::<T>() >= crate::pool::MIN_POOLED_BYTES {
+        return Ok(crate::pool::filled(n, value));
+    }
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| too_big())?;
     v.resize(n, value);

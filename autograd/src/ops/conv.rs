@@ -24,7 +24,7 @@ fn forward<T: ConvScalar + Element>(
     w: &Tensor,
     b: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let mut out = vec![<T as Element>::ZERO; shape.output_len()];
+    let mut out = tensor::pool::buffer::<T>(shape.output_len());
     read3::<T, ()>(x, w, b, |x, w, b| {
         Ok(conv2d_forward(shape, x, w, b, &mut out)?)
     })?;
@@ -40,7 +40,7 @@ fn backward_input<T: ConvScalar + Element>(
     g: &Tensor,
     w: &Tensor,
 ) -> Result<Tensor> {
-    let mut gx = vec![<T as Element>::ZERO; shape.input_len()];
+    let mut gx = tensor::pool::buffer::<T>(shape.input_len());
     read2::<T, ()>(g, w, |g, w| {
         Ok(conv2d_backward_input(shape, g, w, &mut gx)?)
     })?;

@@ -137,7 +137,7 @@ fn train_forward<T: NormScalar + Element>(
         StatsShape::Batch(s) => s.c(),
         StatsShape::Group(s) => s.rows(),
     };
-    let mut out = vec![<T as Element>::ZERO; x.elem_count()];
+    let mut out = tensor::pool::buffer::<T>(x.elem_count());
     let (mut mean, mut invstd) = (
         vec![<T as Element>::ZERO; groups],
         vec![<T as Element>::ZERO; groups],
@@ -173,7 +173,7 @@ fn eval_forward<T: NormScalar + Element>(
     beta: Option<&Tensor>,
     eps: f64,
 ) -> Result<(Tensor, Tensor)> {
-    let mut out = vec![<T as Element>::ZERO; x.elem_count()];
+    let mut out = tensor::pool::buffer::<T>(x.elem_count());
     let mut invstd = vec![<T as Element>::ZERO; shape.c()];
     read2::<T, ()>(running_mean, running_var, |rm, rv| {
         batch_norm_eval_invstd(rv, eps, &mut invstd)?;
@@ -205,7 +205,7 @@ fn backward<T: NormScalar + Element>(
     want: (bool, bool, bool),
 ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
     let channels = x.dims()[1];
-    let mut gx = want.0.then(|| vec![<T as Element>::ZERO; x.elem_count()]);
+    let mut gx = want.0.then(|| tensor::pool::buffer::<T>(x.elem_count()));
     let mut gg = want.1.then(|| vec![<T as Element>::ZERO; channels]);
     let mut gb = want.2.then(|| vec![<T as Element>::ZERO; channels]);
     read2::<T, ()>(x, g, |xs, gs| {

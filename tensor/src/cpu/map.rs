@@ -2,19 +2,21 @@
 
 use kernels::cpu::elementwise::{BinaryOp, UnaryOp};
 
-use crate::dtype::FloatElement;
+use crate::dtype::{Element, FloatElement};
 use crate::layout::Layout;
+use crate::pool;
 use crate::strided::Runs;
 
 /// `f` applied to every element of `a` (viewed through `la`), in logical order.
 #[inline]
-pub(crate) fn map1<A: Copy, O>(a: &[A], la: &Layout, f: impl Fn(A) -> O) -> Vec<O> {
+pub(crate) fn map1<A: Copy, O: Element>(a: &[A], la: &Layout, f: impl Fn(A) -> O) -> Vec<O> {
     let n = la.shape().elem_count();
+    let mut out = pool::with_capacity(n);
     if la.is_contiguous() {
         let off = la.offset();
-        return a[off..off + n].iter().map(|&x| f(x)).collect();
+        out.extend(a[off..off + n].iter().map(|&x| f(x)));
+        return out;
     }
-    let mut out = Vec::with_capacity(n);
     let runs = Runs::new(la.dims(), [la.strides()], [la.offset()]);
     let len = runs.inner_len();
     match runs.inner_strides() {
@@ -30,10 +32,12 @@ pub(crate) fn map1<A: Copy, O>(a: &[A], la: &Layout, f: impl Fn(A) -> O) -> Vec<
 /// copied in square tiles, so both the reads and the writes of a tile stay in cache
 /// instead of striding through memory for every element.
 #[inline]
-pub(crate) fn gather<A: Copy>(a: &[A], la: &Layout) -> Vec<A> {
+pub(crate) fn gather<A: Element>(a: &[A], la: &Layout) -> Vec<A> {
     if la.is_contiguous() {
         let off = la.offset();
-        return a[off..off + la.shape().elem_count()].to_vec();
+        let mut out = pool::with_capacity(la.shape().elem_count());
+        out.extend_from_slice(&a[off..off + la.shape().elem_count()]);
+        return out;
     }
     let runs = Runs::new(la.dims(), [la.strides()], [la.offset()]);
     let (dims, [strides]) = runs.parts();
@@ -41,7 +45,7 @@ pub(crate) fn gather<A: Copy>(a: &[A], la: &Layout) -> Vec<A> {
     if k >= 2 && strides[k - 2] == 1 && dims[k - 1] * dims[k - 2] >= TILE * TILE {
         let (rows, cols, col_stride) = (dims[k - 2], dims[k - 1], strides[k - 1]);
         let outer = Runs::new(&dims[..k - 2], [&strides[..k - 2]], [la.offset()]);
-        let mut out = Vec::with_capacity(la.shape().elem_count());
+        let mut out = pool::with_capacity(la.shape().elem_count());
         let (len, [s]) = (outer.inner_len(), outer.inner_strides());
         outer.for_each(|[o]| {
             for i in 0..len {
@@ -87,7 +91,7 @@ fn transpose_tiles<A: Copy>(
 /// `f(a, b)` for every element of two views of the same shape (the caller broadcasts
 /// both layouts to the output shape first), in logical order.
 #[inline]
-pub(crate) fn map2<A: Copy, B: Copy, O>(
+pub(crate) fn map2<A: Copy, B: Copy, O: Element>(
     a: &[A],
     la: &Layout,
     b: &[B],
@@ -96,7 +100,7 @@ pub(crate) fn map2<A: Copy, B: Copy, O>(
 ) -> Vec<O> {
     debug_assert_eq!(la.dims(), lb.dims());
     let n = la.shape().elem_count();
-    let mut out = Vec::with_capacity(n);
+    let mut out = pool::with_capacity(n);
     let runs = Runs::new(
         la.dims(),
         [la.strides(), lb.strides()],
@@ -128,14 +132,14 @@ pub(crate) fn map2<A: Copy, B: Copy, O>(
 
 /// `f(a, b, c)` for every element of three views of the same shape, in logical order.
 #[inline]
-pub(crate) fn map3<A: Copy, B: Copy, C: Copy, O>(
+pub(crate) fn map3<A: Copy, B: Copy, C: Copy, O: Element>(
     (a, la): (&[A], &Layout),
     (b, lb): (&[B], &Layout),
     (c, lc): (&[C], &Layout),
     f: impl Fn(A, B, C) -> O,
 ) -> Vec<O> {
     let n = la.shape().elem_count();
-    let mut out = Vec::with_capacity(n);
+    let mut out = pool::with_capacity(n);
     let runs = Runs::new(
         la.dims(),
         [la.strides(), lb.strides(), lc.strides()],
@@ -169,7 +173,7 @@ pub(crate) fn unary_runs<T: FloatElement>(
     la: &Layout,
 ) -> kernels::Result<Vec<T>> {
     let n = la.shape().elem_count();
-    let mut out = vec![T::ZERO; n];
+    let mut out = pool::buffer(n);
     if la.is_contiguous() {
         let off = la.offset();
         T::k_unary(op, &a[off..off + n], &mut out)?;
@@ -207,7 +211,7 @@ pub(crate) fn binary_runs<T: FloatElement>(
 ) -> kernels::Result<Vec<T>> {
     debug_assert_eq!(la.dims(), lb.dims());
     let n = la.shape().elem_count();
-    let mut out = vec![T::ZERO; n];
+    let mut out = pool::buffer(n);
     let runs = Runs::new(
         la.dims(),
         [la.strides(), lb.strides()],

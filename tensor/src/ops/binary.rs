@@ -287,18 +287,18 @@ impl Tensor {
         let reads = ReadSet::new(&[self, on_true, on_false]);
         let out = match (reads.get(0), reads.get(1), reads.get(2)) {
             (Storage::Cpu(m), Storage::Cpu(t), Storage::Cpu(f)) => {
-                let mask: Vec<bool> = match m {
-                    CpuStorage::F32(v) => map::map1(v, &lm, |x| x != 0.0),
-                    CpuStorage::F64(v) => map::map1(v, &lm, |x| x != 0.0),
-                    CpuStorage::U32(v) => map::map1(v, &lm, |x| x != 0),
+                let mask: Vec<u32> = match m {
+                    CpuStorage::F32(v) => map::map1(v, &lm, |x| u32::from(x != 0.0)),
+                    CpuStorage::F64(v) => map::map1(v, &lm, |x| u32::from(x != 0.0)),
+                    CpuStorage::U32(v) => map::map1(v, &lm, |x| u32::from(x != 0)),
                 };
                 let dense = Layout::contiguous(shape.clone());
-                fn pick<T: Copy>(
-                    mask: (&[bool], &Layout),
+                fn pick<T: Element>(
+                    mask: (&[u32], &Layout),
                     t: (&[T], &Layout),
                     f: (&[T], &Layout),
                 ) -> Vec<T> {
-                    map::map3(mask, t, f, |m, x, y| if m { x } else { y })
+                    map::map3(mask, t, f, |m, x, y| if m != 0 { x } else { y })
                 }
                 let mk = (mask.as_slice(), &dense);
                 match (t, f) {

@@ -90,7 +90,7 @@ impl Tensor {
             dim: usize,
             idx: &[usize],
         ) -> Result<Vec<T>> {
-            let mut out = vec![T::ZERO; dense.shape().elem_count()];
+            let mut out = crate::pool::buffer(dense.shape().elem_count());
             for (i, &j) in idx.iter().enumerate() {
                 zip_into(
                     &mut out,

@@ -30,7 +30,7 @@ fn cat_cpu<T: Element>(
     out_shape: &Shape,
     dim: usize,
 ) -> Result<Vec<T>> {
-    let mut out = vec![T::ZERO; out_shape.elem_count()];
+    let mut out = crate::pool::buffer(out_shape.elem_count());
     let dense = Layout::contiguous(out_shape.clone());
     let mut start = 0;
     for (data, l) in parts.iter().zip(layouts) {

@@ -206,7 +206,7 @@ fn matmul_cpu<T: GemmFloat>(
 ) -> Result<Vec<T>> {
     let MatmulDims { m, k, n, .. } = *d;
     let batch_count: usize = d.batch.iter().product();
-    let mut out = vec![T::ZERO; batch_count * m * n];
+    let mut out = crate::pool::buffer(batch_count * m * n);
     if out.is_empty() || k == 0 {
         return Ok(out);
     }

@@ -1,0 +1,229 @@
+//! A cache of large host buffers, reused from one tensor to the next.
+//!
+//! A training step allocates the same large tensors every time (activations,
+//! gradients, kernel outputs) and frees them at the end. The system allocator hands
+//! buffers of this size out as fresh `mmap`s and returns them on free, so every step
+//! pays a page fault for each 4 KiB page it writes (and the kernel zeroes each page):
+//! on the lesson's CNN that was a tenth of the step, and a quarter of a large
+//! BatchNorm. PyTorch hides this with malloc tunables or its own caching allocator;
+//! this module is our caching allocator for the CPU: when the storage of a tensor of
+//! at least [`MIN_POOLED_BYTES`] is dropped, its buffer is kept here (up to a byte
+//! limit, [`set_limit`]), and the next tensor of the same dtype and length takes it
+//! instead of asking the allocator.
+//!
+//! Reused buffers hold the values of the tensor they came from, never uninitialised
+//! memory; [`buffer`] documents that its contents are unspecified, and callers that
+//! overwrite every element use it to skip zeroing.
+//!
+//! ```
+//! use tensor::{pool, DType, Device, Tensor};
+//! pool::clear();
+//! let big = Tensor::zeros([1024, 1024], DType::F32, &Device::Cpu).unwrap();
+//! drop(big); // 4 MiB: kept
+//! assert_eq!(pool::stats().buffers, 1);
+//! let again = Tensor::zeros([1024, 1024], DType::F32, &Device::Cpu).unwrap(); // reuses it
+//! assert_eq!(pool::stats().buffers, 0);
+//! assert_eq!(again.sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, PoisonError};
+
+use crate::dtype::{DType, Element};
+use crate::storage::{CpuStorage, Storage};
+
+/// Buffers smaller than this go straight back to the allocator: its free lists serve
+/// them without page faults (glibc's initial `mmap` threshold is 128 KiB).
+pub const MIN_POOLED_BYTES: usize = 128 * 1024;
+
+/// The default limit on the bytes the pool holds: 1 GiB.
+pub const DEFAULT_LIMIT_BYTES: usize = 1 << 30;
+
+/// Free buffers by dtype and length.
+struct Pool {
+    free: HashMap<(DType, usize), Vec<CpuStorage>>,
+    bytes: usize,
+    limit: usize,
+}
+
+static POOL: LazyLock<Mutex<Pool>> = LazyLock::new(|| {
+    Mutex::new(Pool {
+        free: HashMap::new(),
+        bytes: 0,
+        limit: DEFAULT_LIMIT_BYTES,
+    })
+});
+
+/// The pool, whatever a panicking thread left it as (it holds only whole buffers).
+fn pool() -> std::sync::MutexGuard<'static, Pool> {
+    POOL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn bytes_of(storage: &CpuStorage) -> usize {
+    let (len, size) = match storage {
+        CpuStorage::F32(v) => (v.len(), 4),
+        CpuStorage::F64(v) => (v.len(), 8),
+        CpuStorage::U32(v) => (v.len(), 4),
+    };
+    len * size
+}
+
+fn len_of(storage: &CpuStorage) -> usize {
+    match storage {
+        CpuStorage::F32(v) => v.len(),
+        CpuStorage::F64(v) => v.len(),
+        CpuStorage::U32(v) => v.len(),
+    }
+}
+
+/// What the pool holds now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Free buffers kept.
+    pub buffers: usize,
+    /// Their total size in bytes.
+    pub bytes: usize,
+    /// The most bytes the pool may hold.
+    pub limit: usize,
+}
+
+/// What the pool holds now (for tests and memory reports).
+pub fn stats() -> PoolStats {
+    let p = pool();
+    PoolStats {
+        buffers: p.free.values().map(Vec::len).sum(),
+        bytes: p.bytes,
+        limit: p.limit,
+    }
+}
+
+/// Sets the most bytes the pool may hold (0 turns it off) and frees buffers beyond it.
+pub fn set_limit(bytes: usize) {
+    let mut p = pool();
+    p.limit = bytes;
+    if p.bytes > bytes {
+        p.free.clear();
+        p.bytes = 0;
+    }
+}
+
+/// Returns every kept buffer to the allocator.
+pub fn clear() {
+    let mut p = pool();
+    p.free.clear();
+    p.bytes = 0;
+}
+
+/// Keeps the buffer of a storage being dropped, if it is large enough and fits.
+fn recycle(storage: CpuStorage) {
+    let bytes = bytes_of(&storage);
+    if bytes < MIN_POOLED_BYTES {
+        return;
+    }
+    let mut p = pool();
+    if p.bytes + bytes > p.limit {
+        return; // freed, after the guard is released
+    }
+    p.bytes += bytes;
+    let key = (storage.dtype(), len_of(&storage));
+    p.free.entry(key).or_default().push(storage);
+}
+
+/// A kept buffer of `len` elements of `T`, if there is one.
+fn take<T: Element>(len: usize) -> Option<Vec<T>> {
+    if len * std::mem::size_of::<T>() < MIN_POOLED_BYTES {
+        return None;
+    }
+    let mut p = pool();
+    let storage = p.free.get_mut(&(T::DTYPE, len))?.pop()?;
+    p.bytes -= bytes_of(&storage);
+    T::from_cpu_storage(storage)
+}
+
+/// A vector of `len` elements whose values are unspecified: a buffer reused from a
+/// dropped tensor (holding its old values) or, if none is free, zeros. For outputs
+/// that the caller overwrites completely.
+///
+/// ```
+/// let mut v = tensor::pool::buffer::<f32>(3);
+/// v.copy_from_slice(&[1.0, 2.0, 3.0]);
+/// assert_eq!(v.len(), 3);
+/// ```
+pub fn buffer<T: Element>(len: usize) -> Vec<T> {
+    take(len).unwrap_or_else(|| vec![T::ZERO; len])
+}
+
+/// A vector of `len` copies of `value`, in a reused buffer when one is free.
+///
+/// ```
+/// assert_eq!(tensor::pool::filled(2, 1.5f64), vec![1.5, 1.5]);
+/// ```
+pub fn filled<T: Element>(len: usize, value: T) -> Vec<T> {
+    match take(len) {
+        Some(mut v) => {
+            v.fill(value);
+            v
+        }
+        None => vec![value; len],
+    }
+}
+
+/// An empty vector with room for `len` elements, in a reused buffer when one is free:
+/// for outputs built with `push`/`extend`.
+pub(crate) fn with_capacity<T: Element>(len: usize) -> Vec<T> {
+    match take(len) {
+        Some(mut v) => {
+            v.clear();
+            v
+        }
+        None => Vec::with_capacity(len),
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Storage::Cpu(cpu) = self {
+            let empty = CpuStorage::F32(Vec::new());
+            recycle(std::mem::replace(cpu, empty));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Device, Tensor};
+
+    /// The pool is process-global; tests here use lengths no other test uses.
+    #[test]
+    fn dropped_large_tensors_are_reused_and_small_ones_are_not() {
+        let n = 123_457; // ~482 KiB of f32
+        let t = Tensor::full([n], 7.0, DType::F32, &Device::Cpu).unwrap();
+        drop(t);
+        let reused = take::<f32>(n).expect("the dropped buffer is kept");
+        assert!(reused.iter().all(|&x| x == 7.0), "it holds the old values");
+        assert!(take::<f64>(n).is_none(), "dtypes are kept apart");
+        let small = Tensor::full([100], 1.0, DType::F32, &Device::Cpu).unwrap();
+        drop(small);
+        assert!(take::<f32>(100).is_none());
+    }
+
+    #[test]
+    fn zeros_from_a_reused_buffer_are_zeros() {
+        let n = 65_539;
+        drop(Tensor::full([n], 3.0, DType::F64, &Device::Cpu).unwrap());
+        let z = Tensor::zeros([n], DType::F64, &Device::Cpu).unwrap();
+        assert!(z.to_vec::<f64>().unwrap().iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn nothing_is_kept_beyond_the_limit() {
+        let n = 98_317;
+        set_limit(0);
+        assert_eq!(stats().bytes, 0);
+        drop(Tensor::zeros([n], DType::U32, &Device::Cpu).unwrap());
+        let kept = take::<u32>(n).is_some();
+        set_limit(DEFAULT_LIMIT_BYTES);
+        assert!(!kept);
+    }
+}
