@@ -13,8 +13,10 @@
 //! no-grad forward of the lesson CNN, baseline and BatchNorm + GeneralRelu, batch 64,
 //! 256, 1024), `convs` (each conv layer at batch 1024: forward, input gradient, weight
 //! and bias gradient), `bn` (BatchNorm2d training forward + backward), `mlp`
-//! (784-128-10 tanh MLP step, batch 32) and `makemore` (the lecture's MLP with
-//! BatchNorm1d, batch 32 and 256).
+//! (784-128-10 tanh MLP step, batch 32) `makemore` (the lecture's MLP with
+//! BatchNorm1d, batch 32 and 256), `epoch` (one epoch of the full training set at
+//! batch 1024, both CNNs) and `hooks` (the train step with and without activation
+//! statistics on every top-level layer). Default: all but `epoch` and `hooks`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -100,18 +102,7 @@ fn fashion_batch(bs: usize) -> AnyResult<(Var, Tensor)> {
 fn sec_cnn(r: &mut Runner) -> AnyResult<()> {
     let variants = [
         ("relu", CnnConfig::default()),
-        (
-            "bn_grelu",
-            CnnConfig {
-                activation: Activation::GeneralRelu {
-                    leak: 0.1,
-                    sub: 0.4,
-                },
-                norm: Norm::Batch,
-                init: Init::Default,
-                dtype: DType::F32,
-            },
-        ),
+        ("bn_grelu", bn_grelu_config()),
     ];
     for (name, cfg) in variants {
         for bs in [64usize, 256, 1024] {
@@ -381,6 +372,156 @@ fn sec_makemore(r: &mut Runner) -> AnyResult<()> {
     Ok(())
 }
 
+/// One epoch of the lesson CNN on the full training set at batch 1024, as the peer's
+/// `sec_epoch`: a seeded permutation, a gather per batch, forward, cross-entropy,
+/// backward, SGD step, zero_grad and the loss read back; SGD lr 0.6 (baseline) or 0.4
+/// (BatchNorm + GeneralRelu). Three epochs; the median of epochs 2 and 3 is recorded
+/// (the first includes warm-up), and the test accuracy after them is printed as a
+/// check that the run trained.
+fn sec_epoch(r: &mut Runner) -> AnyResult<()> {
+    let ds = data::fashion_mnist::FashionMnist::load(None)?;
+    let n = ds.train.labels.elem_count();
+    let bs = 1024;
+    for (name, cfg, lr) in [
+        ("relu", CnnConfig::default(), 0.6),
+        ("bn_grelu", bn_grelu_config(), 0.4),
+    ] {
+        let model = lesson_cnn(cfg, &mut seeded_rng(0))?;
+        let mut opt = Sgd::new(
+            model.parameters(),
+            HyperParams {
+                lr,
+                ..HyperParams::default()
+            },
+        )?;
+        let mut rng = seeded_rng(1);
+        let mut times = Vec::new();
+        let mut last_loss = 0.0;
+        for epoch in 0..3 {
+            let start = Instant::now();
+            let mut perm: Vec<u32> = (0..n as u32).collect();
+            for i in (1..n).rev() {
+                perm.swap(i, rng.random_range(0..=i));
+            }
+            let (mut total, mut seen) = (0.0, 0usize);
+            for chunk in perm.chunks(bs) {
+                let idx = Tensor::from_vec(chunk.to_vec(), [chunk.len()], &Device::Cpu)?;
+                let xb = Var::constant(ds.train.images.index_select(0, &idx)?);
+                let yb = ds.train.labels.index_select(0, &idx)?;
+                let loss = nn::loss::cross_entropy(&model.forward(&xb)?, &yb)?;
+                loss.backward()?;
+                opt.step()?;
+                opt.zero_grad();
+                total += loss.tensor().to_scalar::<f32>()? as f64 * chunk.len() as f64;
+                seen += chunk.len();
+            }
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+            last_loss = total / seen as f64;
+            println!(
+                "  epoch {epoch} ({name}) {:.3} s  train loss {last_loss:.4}",
+                times[epoch] / 1e3
+            );
+        }
+        let accuracy = {
+            let _g = no_grad();
+            model.set_training(false);
+            let logits = model.forward(&Var::constant(ds.test.images.clone()))?;
+            model.set_training(true);
+            let pred = logits.tensor().argmax(1, false)?;
+            let labels = &ds.test.labels;
+            let hits = pred.eq(labels)?.to_dtype(DType::F64)?.sum_all()?;
+            hits.to_scalar::<f64>()? / labels.elem_count() as f64
+        };
+        println!("  ({name}: last train loss {last_loss:.4}, test accuracy {accuracy:.4})");
+        let mut later = times[1..].to_vec();
+        later.sort_by(f64::total_cmp);
+        r.record(
+            format!("epoch/{name}/bs1024/train_epoch_60k"),
+            Timing {
+                median_ms: later[later.len() / 2],
+                p10_ms: later[0],
+                p90_ms: later[later.len() - 1],
+                n: later.len(),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// What watching every layer costs, as the peer's `sec_hooks`: the train step of the
+/// lesson CNN (lr 0.01) with and without `ActivationStats` on its six top-level
+/// modules (the five blocks and the flatten: mean, std, a 40-bin histogram of |x| over
+/// [0, 10), near-zero and saturated counts, every step), in five interleaved rounds;
+/// the medians of the round medians are recorded and the overhead printed.
+fn sec_hooks(r: &mut Runner) -> AnyResult<()> {
+    use diagnostics::activations::{ActivationConfig, ActivationStats};
+    use nn::hooks::ModuleFilter;
+    for (name, cfg) in [
+        ("relu", CnnConfig::default()),
+        ("bn_grelu", bn_grelu_config()),
+    ] {
+        for bs in [256usize, 1024] {
+            let model = lesson_cnn(cfg, &mut seeded_rng(0))?;
+            let (x, y) = fashion_batch(bs)?;
+            let mut opt = Sgd::new(
+                model.parameters(),
+                HyperParams {
+                    lr: 0.01,
+                    ..HyperParams::default()
+                },
+            )?;
+            let mut step = || -> AnyResult<()> {
+                let loss = nn::loss::cross_entropy(&model.forward(&x)?, &y)?;
+                loss.backward()?;
+                opt.step()?;
+                opt.zero_grad();
+                Ok(())
+            };
+            let top_level =
+                || ModuleFilter::predicate(|path, _| !path.is_empty() && !path.contains('.'));
+            let (mut plain, mut hooked) = (Vec::new(), Vec::new());
+            for _ in 0..5 {
+                plain.push(bench(&mut step, 2, 10, 0.3)?);
+                let stats = ActivationStats::watch(&model, &top_level(), ActivationConfig::relu())?;
+                hooked.push(bench(&mut step, 2, 10, 0.3)?);
+                stats.check()?;
+            }
+            let summary = |ts: &[Timing]| {
+                let mut m: Vec<f64> = ts.iter().map(|t| t.median_ms).collect();
+                m.sort_by(f64::total_cmp);
+                Timing {
+                    median_ms: m[m.len() / 2],
+                    p10_ms: m[0],
+                    p90_ms: m[m.len() - 1],
+                    n: ts.iter().map(|t| t.n).sum(),
+                }
+            };
+            let (p, h) = (summary(&plain), summary(&hooked));
+            r.record(format!("hooks/{name}/bs{bs}/hooks/step_plain"), p);
+            r.record(format!("hooks/{name}/bs{bs}/hooks/step_hooked"), h);
+            println!(
+                "  hooks/{name}/bs{bs}: overhead {:+.1}%",
+                100.0 * (h.median_ms / p.median_ms - 1.0)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The lesson's BatchNorm + GeneralRelu(leak 0.1, sub 0.4) CNN, as the peer's
+/// `bn_grelu` variant.
+fn bn_grelu_config() -> CnnConfig {
+    CnnConfig {
+        activation: Activation::GeneralRelu {
+            leak: 0.1,
+            sub: 0.4,
+        },
+        norm: Norm::Batch,
+        init: Init::Default,
+        dtype: DType::F32,
+    }
+}
+
 /// Reads each workload's `median_ms` from the peer's JSON: `{"meta": .., "results":
 /// {"key": {"median_ms": .., ..}, ..}}` (entries without a number `median_ms` are
 /// skipped).
@@ -430,9 +571,11 @@ fn main() -> AnyResult<()> {
                 "bn" => sec_bn(&mut runner)?,
                 "mlp" => sec_mlp(&mut runner)?,
                 "makemore" => sec_makemore(&mut runner)?,
+                "epoch" => sec_epoch(&mut runner)?,
+                "hooks" => sec_hooks(&mut runner)?,
                 other => {
                     return Err(format!(
-                        "unknown section `{other}` (cnn, convs, bn, mlp, makemore)"
+                        "unknown section `{other}` (cnn, convs, bn, mlp, makemore, epoch, hooks)"
                     )
                     .into())
                 }
