@@ -112,6 +112,9 @@ impl Learner {
                 ),
             ));
         }
+        let _flush = self
+            .flush_denormals
+            .then(kernels::cpu::denormals::FlushDenormals::enable);
         let mut callbacks = std::mem::take(&mut self.callbacks);
         callbacks.sort_by_key(|c| c.order());
         self.n_epochs = n_epochs;

@@ -122,6 +122,10 @@ pub struct Learner {
     /// The report of the current (or last) fit, filled as the run goes: rows appear
     /// when their phase ends.
     pub report: FitReport,
+    /// Whether `fit` flushes subnormal floats to zero on its threads while it runs
+    /// (default `true`; see [`kernels::cpu::denormals`]): a dying network otherwise
+    /// spends much of its time in the CPU's slow path for numbers below `1e-38`.
+    pub flush_denormals: bool,
 
     pub(crate) phase: Option<Phase>,
     pub(crate) running: Accumulator,
@@ -196,6 +200,7 @@ impl Learner {
             preds: None,
             loss: None,
             report: FitReport::default(),
+            flush_denormals: true,
             phase: None,
             running: Accumulator::start(),
             callbacks: vec![Box::new(Progress::new()), Box::new(PrintMetrics::new())],

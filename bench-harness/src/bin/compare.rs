@@ -9,7 +9,9 @@
 //! cargo run --release -p bench-harness --bin compare -- --threads 2 --torch /tmp/torch.json
 //! ```
 //!
-//! A ratio below 1 means this engine is faster. Sections: `cnn` (train step and
+//! A ratio below 1 means this engine is faster. Subnormal floats are flushed to zero
+//! while timing, as `train::Learner::fit` does by default; `--keep-denormals` times
+//! without that (PyTorch's default; its equivalent is `torch.set_flush_denormal`). Sections: `cnn` (train step and
 //! no-grad forward of the lesson CNN, baseline and BatchNorm + GeneralRelu, batch 64,
 //! 256, 1024), `convs` (each conv layer at batch 1024: forward, input gradient, weight
 //! and bias gradient), `bn` (BatchNorm2d training forward + backward), `mlp`
@@ -560,10 +562,18 @@ fn main() -> AnyResult<()> {
         results: BTreeMap::new(),
     };
     println!(
-        "insight compare: threads={threads}, simd={}",
-        kernels::cpu::dispatch::active()
+        "insight compare: threads={threads}, simd={}, subnormals {}",
+        kernels::cpu::dispatch::active(),
+        if args.iter().any(|a| a == "--keep-denormals") {
+            "kept (--keep-denormals)"
+        } else {
+            "flushed to zero, as Learner::fit does"
+        }
     );
+    // As `Learner::fit` does, unless asked not to.
+    let keep_denormals = args.iter().any(|a| a == "--keep-denormals");
     pool.install(|| -> AnyResult<()> {
+        let _flush = (!keep_denormals).then(kernels::cpu::denormals::FlushDenormals::enable);
         for section in only.split(',') {
             match section {
                 "cnn" => sec_cnn(&mut runner)?,

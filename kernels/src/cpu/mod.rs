@@ -1,6 +1,7 @@
 //! CPU kernels: SIMD with run-time dispatch, parallel with rayon.
 
 pub mod conv2d;
+pub mod denormals;
 pub mod dispatch;
 pub mod elementwise;
 pub mod gemm;
