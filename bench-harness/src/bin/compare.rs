@@ -265,6 +265,14 @@ fn sec_bn(r: &mut Runner) -> AnyResult<()> {
             50,
             1.0,
         )?;
+        // The peer's measure: five passes over the tensor (read x and write y forward;
+        // read dy and x, write dx backward), in GB/s.
+        let bytes = 5.0 * 4.0 * shp.iter().product::<usize>() as f64;
+        println!(
+            "  bn/{tag}: effective {:.1} GB/s (five passes of {:.1} MB)",
+            bytes / (t.median_ms * 1e6),
+            bytes / 5e6
+        );
         r.record(format!("bn/{tag}/fwd_bwd"), t);
     }
     Ok(())
