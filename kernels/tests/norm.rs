@@ -362,6 +362,100 @@ fn batch_norm_matches_reference_at_every_level() {
     assert!(cases > 150, "{cases}");
 }
 
+/// Tensors of short runs (`S < 256`) above 2^18 elements are walked sample by sample
+/// in fixed chunks instead of channel by channel: the same results as the reference,
+/// at every level, train and eval, and bitwise the same for any thread count.
+#[test]
+fn batch_norm_sample_split_matches_reference_and_is_thread_count_independent() {
+    let mut rng = Rng(31);
+    // A ragged last chunk, a single channel, and many short channels.
+    for &(n, c, s) in &[(300, 7, 130), (1100, 3, 81), (270_000, 1, 1), (64, 1024, 5)] {
+        let case = BnCase::new(n, c, s, (n + c) % 2 == 0, &mut rng);
+        for level in SimdLevel::available() {
+            case.check(level);
+        }
+        let rm = rng.vec(c, 3.0, 1.0);
+        let rv = rng.vec(c, 2.0, 1.0);
+        let running = RunningStats {
+            mean: &rm,
+            var: &rv,
+        };
+        let mut want = vec![0.0; case.x.len()];
+        reference::batch_norm_forward_eval(
+            &case.shape,
+            &case.x,
+            running,
+            case.affine(),
+            case.eps,
+            &mut want,
+        )
+        .unwrap();
+        let mut got = vec![f64::NAN; case.x.len()];
+        norm::batch_norm_forward_eval(
+            &case.shape,
+            &case.x,
+            running,
+            case.affine(),
+            case.eps,
+            &mut got,
+        )
+        .unwrap();
+        assert_close(
+            "eval forward, sample split",
+            &got,
+            &want,
+            max_abs(&want) + 1.0,
+            1e-11,
+        );
+
+        let x32 = to_f32(&case.x);
+        let g32 = to_f32(&case.gy);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let (mut y, mut m, mut is) = (vec![0f32; x32.len()], vec![0f32; c], vec![0f32; c]);
+                let save = NormStatsMut {
+                    mean: &mut m,
+                    invstd: &mut is,
+                };
+                norm::batch_norm_forward_train(
+                    &case.shape,
+                    &x32,
+                    Affine {
+                        gamma: None,
+                        beta: None,
+                    },
+                    case.eps,
+                    &mut y,
+                    save,
+                )
+                .unwrap();
+                let (mut gx, mut gg, mut gb) =
+                    (vec![0f32; x32.len()], vec![0f32; c], vec![0f32; c]);
+                let saved = NormStats {
+                    mean: &m,
+                    invstd: &is,
+                };
+                let grads = NormGrads {
+                    x: Some(&mut gx),
+                    gamma: Some(&mut gg),
+                    beta: Some(&mut gb),
+                };
+                norm::batch_norm_backward(&case.shape, &x32, &g32, None, saved, grads).unwrap();
+                (y, m, is, gx, gg, gb)
+            })
+        };
+        assert!(
+            run(1) == run(3),
+            "{:?}: results differ between 1 and 3 threads",
+            case.shape
+        );
+    }
+}
+
 #[test]
 fn batch_norm_with_one_value_per_channel_outputs_beta() {
     // N * S = 1: the variance is 0, eps alone sets invstd, and x - mean is exactly 0.

@@ -346,10 +346,12 @@ multiversion! {
 multiversion! {
     /// Position loop: `s[i] += x[i] - shift[i]`, `q[i] += (x[i] - shift[i])^2` in f64.
     fn acc_sums_pos<T>(x: &[T], shift: &[f64], s: &mut [f64], q: &mut [f64]) -> () {
-        for (((&x, &k), s), q) in x.iter().zip(shift).zip(s.iter_mut()).zip(q.iter_mut()) {
-            let d = x.to_f64() - k;
-            *s += d;
-            *q += d * d;
+        let n = x.len().min(shift.len()).min(s.len()).min(q.len());
+        let (x, shift, s, q) = (&x[..n], &shift[..n], &mut s[..n], &mut q[..n]);
+        for i in 0..n {
+            let d = x[i].to_f64() - shift[i];
+            s[i] += d;
+            q[i] += d * d;
         }
     }
 }
@@ -357,8 +359,10 @@ multiversion! {
 multiversion! {
     /// Position loop: `y[i] = (x[i] - mean[i]) * scale[i] + shift[i]`.
     fn normalize_pos<T>(x: &[T], y: &mut [T], mean: &[T], scale: &[T], shift: &[T]) -> () {
-        for ((((y, &x), &m), &a), &b) in y.iter_mut().zip(x).zip(mean).zip(scale).zip(shift) {
-            *y = (x - m) * a + b;
+        let n = y.len().min(x.len()).min(mean.len()).min(scale.len()).min(shift.len());
+        let (y, x, mean, scale, shift) = (&mut y[..n], &x[..n], &mean[..n], &scale[..n], &shift[..n]);
+        for i in 0..n {
+            y[i] = (x[i] - mean[i]) * scale[i] + shift[i];
         }
     }
 }
@@ -366,22 +370,26 @@ multiversion! {
 multiversion! {
     /// Position loop: `sg[i] += g[i]`, `sgd[i] += g[i] * (x[i] - mean[i])` in f64.
     fn grad_sums_pos<T>(g: &[T], x: &[T], mean: &[f64], sg: &mut [f64], sgd: &mut [f64]) -> () {
-        for ((((&g, &x), &m), sg), sgd) in
-            g.iter().zip(x).zip(mean).zip(sg.iter_mut()).zip(sgd.iter_mut())
-        {
-            let gv = g.to_f64();
-            *sg += gv;
-            *sgd += gv * (x.to_f64() - m);
+        let n = g.len().min(x.len()).min(mean.len()).min(sg.len()).min(sgd.len());
+        let (g, x, mean, sg, sgd) = (&g[..n], &x[..n], &mean[..n], &mut sg[..n], &mut sgd[..n]);
+        for i in 0..n {
+            let gv = g[i].to_f64();
+            sg[i] += gv;
+            sgd[i] += gv * (x[i].to_f64() - mean[i]);
         }
     }
 }
 
 multiversion! {
     /// Position loop: `gx[i] = a[i] * g[i] + b[i] * (x[i] - mean[i]) + c[i]`, with the
-    /// per-position coefficients packed as `coef[i] = [mean, a, b, c]`.
-    fn grad_input_pos<T>(g: &[T], x: &[T], gx: &mut [T], coef: &[[T; 4]]) -> () {
-        for (((gx, &g), &x), &[m, a, b, c]) in gx.iter_mut().zip(g).zip(x).zip(coef) {
-            *gx = a * g + b * (x - m) + c;
+    /// per-position coefficients as four arrays (`coef = [mean, a, b, c]`), so each
+    /// loads as plain vectors.
+    fn grad_input_pos<T>(g: &[T], x: &[T], gx: &mut [T], coef: [&[T]; 4]) -> () {
+        let [mean, a, b, c] = coef;
+        let n = gx.len().min(g.len()).min(x.len()).min(mean.len()).min(a.len()).min(b.len()).min(c.len());
+        let (gx, g, x, mean, a, b, c) = (&mut gx[..n], &g[..n], &x[..n], &mean[..n], &a[..n], &b[..n], &c[..n]);
+        for i in 0..n {
+            gx[i] = a[i] * g[i] + b[i] * (x[i] - mean[i]) + c[i];
         }
     }
 }
