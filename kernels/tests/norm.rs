@@ -362,11 +362,11 @@ fn batch_norm_matches_reference_at_every_level() {
     assert!(cases > 150, "{cases}");
 }
 
-/// Tensors of short runs (`S < 256`) above 2^18 elements are walked sample by sample
-/// in fixed chunks instead of channel by channel: the same results as the reference,
-/// at every level, train and eval, and bitwise the same for any thread count.
+/// Large tensors of short runs (`S < 256`, more than 2^18 elements: one channel per
+/// parallel unit over many samples): the same results as the reference at every level,
+/// train and eval, and bitwise the same for any thread count.
 #[test]
-fn batch_norm_sample_split_matches_reference_and_is_thread_count_independent() {
+fn batch_norm_large_tensors_of_short_runs_match_reference_for_any_thread_count() {
     let mut rng = Rng(31);
     // A ragged last chunk, a single channel, and many short channels.
     for &(n, c, s) in &[(300, 7, 130), (1100, 3, 81), (270_000, 1, 1), (64, 1024, 5)] {

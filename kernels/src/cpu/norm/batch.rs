@@ -82,24 +82,13 @@ impl BatchNormShape {
 /// 196 slightly; the run loops win for 784).
 const RUN_MIN: usize = 256;
 
-/// Tensors of short runs larger than this many elements (1 MiB of f32, about what
-/// stays in L2 between two passes) are split by samples instead of channels.
-const SAMPLE_SPLIT_MIN: usize = 1 << 18;
-
-/// How the work is split into parallel units.
+/// How the channels are split into parallel units.
 #[derive(Clone, Copy)]
 struct Plan {
     /// Channels per unit (the last unit may have fewer).
     cb: usize,
     /// Whether units use the per-position loops (`S < RUN_MIN`).
     positions: bool,
-    /// Whether the tensor is instead walked sample by sample (`S < RUN_MIN` and more
-    /// than [`SAMPLE_SPLIT_MIN`] elements): each pass streams through memory in order,
-    /// with per-position accumulators for all `C * S` positions of a sample, in chunks
-    /// of [`Plan::chunk`] samples. Splitting by channels there reads `N` short runs
-    /// `C * S` apart per channel, which the hardware prefetchers cannot follow: the
-    /// lesson CNN's first BatchNorm (1024, 8, 14, 14) ran at 2 GB/s that way.
-    samples: bool,
 }
 
 impl Plan {
@@ -109,14 +98,6 @@ impl Plan {
             return Self {
                 cb: 1,
                 positions: false,
-                samples: false,
-            };
-        }
-        if shape.len() > SAMPLE_SPLIT_MIN {
-            return Self {
-                cb: c,
-                positions: true,
-                samples: true,
             };
         }
         // About 256 positions per segment, enough units to balance the threads, and a
@@ -127,15 +108,7 @@ impl Plan {
         Self {
             cb: by_vector.min(by_balance).min(by_cache).clamp(1, c),
             positions: true,
-            samples: false,
         }
-    }
-
-    /// Samples per chunk of the sample-split walk: about 64 K elements, fixed by the
-    /// shape alone, so that partial sums are merged in the same order for any number
-    /// of threads (results are bitwise reproducible across thread counts).
-    fn chunk(shape: &BatchNormShape) -> usize {
-        ((1usize << 16) / (shape.c * shape.s)).clamp(1, shape.n)
     }
 
     fn units(&self, shape: &BatchNormShape) -> usize {
@@ -195,65 +168,10 @@ fn fold_positions(v: &[f64], s: usize) -> impl Iterator<Item = f64> + '_ {
     v.chunks_exact(s).map(|c| c.iter().sum())
 }
 
-/// Per-position sums over all samples, accumulated in chunks of [`Plan::chunk`]
-/// samples in parallel and merged in chunk order: `acc(sample_x, sample_y, a, b)`
-/// adds one sample's `C * S` values into the two accumulators.
-fn sample_sums<T: Sync>(
-    shape: &BatchNormShape,
-    x: &[T],
-    y: &[T],
-    acc: impl Fn(&[T], &[T], &mut [f64], &mut [f64]) + Sync,
-) -> (Vec<f64>, Vec<f64>) {
-    let cs = shape.c * shape.s;
-    let chunk = Plan::chunk(shape) * cs;
-    let partials: Vec<(Vec<f64>, Vec<f64>)> = x
-        .par_chunks(chunk)
-        .zip(y.par_chunks(chunk))
-        .map(|(xc, yc)| {
-            let (mut a, mut b) = (vec![0.0; cs], vec![0.0; cs]);
-            for (xs, ys) in xc.chunks_exact(cs).zip(yc.chunks_exact(cs)) {
-                acc(xs, ys, &mut a, &mut b);
-            }
-            (a, b)
-        })
-        .collect();
-    let mut parts = partials.into_iter();
-    let (mut a, mut b) = parts
-        .next()
-        .unwrap_or_else(|| (vec![0.0; cs], vec![0.0; cs]));
-    for (pa, pb) in parts {
-        a.iter_mut().zip(&pa).for_each(|(s, v)| *s += v);
-        b.iter_mut().zip(&pb).for_each(|(s, v)| *s += v);
-    }
-    (a, b)
-}
-
-/// Writes `out` sample by sample in parallel chunks: `f(sample_a, sample_b, sample_out)`.
-fn sample_map<T: Send + Sync>(
-    shape: &BatchNormShape,
-    a: &[T],
-    b: &[T],
-    out: &mut [T],
-    f: impl Fn(&[T], &[T], &mut [T]) + Sync,
-) {
-    let cs = shape.c * shape.s;
-    let chunk = Plan::chunk(shape) * cs;
-    out.par_chunks_mut(chunk)
-        .zip(a.par_chunks(chunk))
-        .zip(b.par_chunks(chunk))
-        .for_each(|((oc, ac), bc)| {
-            for ((o, a), b) in oc
-                .chunks_exact_mut(cs)
-                .zip(ac.chunks_exact(cs))
-                .zip(bc.chunks_exact(cs))
-            {
-                f(a, b, o);
-            }
-        });
-}
-
 /// Per-position copies of per-channel `[mean, a, b, c]` input-gradient coefficients,
-/// as four arrays (structure of arrays, for plain vector loads).
+/// as four arrays (structure of arrays: plain vector loads in the position loop, which
+/// halved the backward pass of the lesson CNN's first BatchNorm against an array of
+/// `[T; 4]`).
 struct PositionCoefs<T> {
     parts: [Vec<T>; 4],
 }
@@ -327,34 +245,6 @@ pub fn batch_norm_forward_train_at<T: NormScalar>(
     check_eps(OP, eps)?;
     let plan = Plan::new(shape);
     let (s, count) = (shape.s, shape.count() as f64);
-    if plan.samples {
-        let shifts = per_position((0..c).map(|k| x[k * s].to_f64()), s);
-        let (sum, sq) = sample_sums(shape, x, x, |xs, _, a, b| {
-            acc_sums_pos(level, xs, &shifts, a, b)
-        });
-        let stats: Vec<(f64, f64)> = fold_positions(&sum, s)
-            .zip(fold_positions(&sq, s))
-            .enumerate()
-            .map(|(k, (a, b))| mean_invstd(shifts[k * s], a, b, count, eps))
-            .collect();
-        let mean = per_position(stats.iter().map(|&(m, _)| T::from_f64(m)), s);
-        let scale = per_position(
-            stats
-                .iter()
-                .enumerate()
-                .map(|(k, &(_, is))| T::from_f64(value(affine.gamma, k, T::ONE).to_f64() * is)),
-            s,
-        );
-        let shift = per_position((0..c).map(|k| value(affine.beta, k, T::ZERO)), s);
-        sample_map(shape, x, x, out, |xs, _, o| {
-            normalize_pos(level, xs, o, &mean, &scale, &shift)
-        });
-        for (k, (mean, invstd)) in stats.into_iter().enumerate() {
-            save.mean[k] = T::from_f64(mean);
-            save.invstd[k] = T::from_f64(invstd);
-        }
-        return Ok(());
-    }
     let stats: Vec<Vec<(f64, f64)>> = segments_mut(out, shape, &plan)
         .into_par_iter()
         .enumerate()
@@ -549,15 +439,6 @@ pub fn batch_norm_forward_eval_at<T: NormScalar>(
     let shift: Vec<T> = (0..c).map(|k| value(affine.beta, k, T::ZERO)).collect();
     let plan = Plan::new(shape);
     let s = shape.s;
-    if plan.samples {
-        let mean = per_position(running.mean.iter().copied(), s);
-        let a = per_position(scale.iter().copied(), s);
-        let b = per_position(shift.iter().copied(), s);
-        sample_map(shape, x, x, out, |xs, _, o| {
-            normalize_pos(level, xs, o, &mean, &a, &b)
-        });
-        return Ok(());
-    }
     segments_mut(out, shape, &plan)
         .into_par_iter()
         .enumerate()
@@ -698,6 +579,10 @@ fn backward<T: NormScalar, const TRAIN: bool>(
         gamma: grad_gamma,
         beta: grad_beta,
     } = grads;
+    let gx_units = match grad_x {
+        Some(gx) => segments_mut(gx, shape, &plan),
+        None => (0..plan.units(shape)).map(|_| Vec::new()).collect(),
+    };
     // Coefficients of grad_x = a * g + b * (x - mean) + c from the two sums.
     let coefficients = |k: usize, sg: f64, sgd: f64| -> [T; 4] {
         let invstd = saved.invstd[k].to_f64();
@@ -713,33 +598,6 @@ fn backward<T: NormScalar, const TRAIN: bool>(
             T::from_f64(b),
             T::from_f64(c),
         ]
-    };
-    if plan.samples {
-        let c = shape.c;
-        let mean = per_position((0..c).map(|k| saved.mean[k].to_f64()), s);
-        let (sg, sgd) = sample_sums(shape, grad_out, x, |g, x, a, b| {
-            grad_sums_pos(level, g, x, &mean, a, b)
-        });
-        let sums: Vec<(f64, f64)> = fold_positions(&sg, s)
-            .zip(fold_positions(&sgd, s))
-            .collect();
-        if let Some(gx) = grad_x {
-            let per_channel: Vec<[T; 4]> = sums
-                .iter()
-                .enumerate()
-                .map(|(k, &(sg, sgd))| coefficients(k, sg, sgd))
-                .collect();
-            let coef = PositionCoefs::new(&per_channel, s);
-            sample_map(shape, grad_out, x, gx, |g, x, o| {
-                grad_input_pos(level, g, x, o, coef.slices())
-            });
-        }
-        write_param_grads(&sums, saved.invstd, grad_gamma, grad_beta);
-        return;
-    }
-    let gx_units = match grad_x {
-        Some(gx) => segments_mut(gx, shape, &plan),
-        None => (0..plan.units(shape)).map(|_| Vec::new()).collect(),
     };
     let sums: Vec<Vec<(f64, f64)>> = gx_units
         .into_par_iter()
@@ -780,21 +638,11 @@ fn backward<T: NormScalar, const TRAIN: bool>(
             }
         })
         .collect();
-    let sums: Vec<(f64, f64)> = sums.into_iter().flatten().collect();
-    write_param_grads(&sums, saved.invstd, grad_gamma, grad_beta);
-}
-
-/// `grad_gamma = sum(g * (x - mean)) * invstd` and `grad_beta = sum(g)` per channel,
-/// from the per-channel sums `(sum(g), sum(g * (x - mean)))`.
-fn write_param_grads<T: NormScalar>(
-    sums: &[(f64, f64)],
-    invstd: &[T],
-    mut grad_gamma: Option<&mut [T]>,
-    mut grad_beta: Option<&mut [T]>,
-) {
-    for (k, &(sg, sgd)) in sums.iter().enumerate() {
+    let mut grad_gamma = grad_gamma;
+    let mut grad_beta = grad_beta;
+    for (k, (sg, sgd)) in sums.into_iter().flatten().enumerate() {
         if let Some(gg) = grad_gamma.as_deref_mut() {
-            gg[k] = T::from_f64(sgd * invstd[k].to_f64());
+            gg[k] = T::from_f64(sgd * saved.invstd[k].to_f64());
         }
         if let Some(gb) = grad_beta.as_deref_mut() {
             gb[k] = T::from_f64(sg);
