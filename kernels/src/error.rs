@@ -39,4 +39,14 @@ pub enum KernelError {
         /// What was wrong, with the offending values.
         detail: String,
     },
+    /// The CUDA driver, NVRTC or cuBLAS reported an error (only in builds with the
+    /// `cuda` feature).
+    #[cfg(feature = "cuda")]
+    #[error("{op}: CUDA error: {detail}")]
+    Cuda {
+        /// The kernel or operation that was running.
+        op: &'static str,
+        /// The error reported by the CUDA library, with context.
+        detail: String,
+    },
 }

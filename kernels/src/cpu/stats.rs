@@ -204,6 +204,28 @@ impl Stats {
         }
     }
 
+    /// Statistics assembled from totals computed elsewhere (the CUDA kernel): `mean` and
+    /// `m2` (sum of squared deviations from the mean) describe the `count` finite
+    /// values; with `count == 0` min and max are reset to their empty values.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn from_totals(config: &StatsConfig, t: Totals, histogram: Vec<u64>) -> Self {
+        let empty = t.count == 0;
+        Self {
+            config: *config,
+            count: t.count,
+            mean: if empty { 0.0 } else { t.mean },
+            m2: if empty { 0.0 } else { t.m2 },
+            min: if empty { f64::INFINITY } else { t.min },
+            max: if empty { f64::NEG_INFINITY } else { t.max },
+            histogram,
+            below: t.below,
+            above: t.above,
+            near_zero: t.near_zero,
+            saturated: t.saturated,
+            non_finite: t.non_finite,
+        }
+    }
+
     /// Resets to empty, keeping the configuration and the histogram's allocation.
     pub fn clear(&mut self) {
         let hist = std::mem::take(&mut self.histogram);
@@ -406,6 +428,23 @@ impl Stats {
         self.saturated += part.saturated;
         self.non_finite += part.non_finite;
     }
+}
+
+/// Totals computed outside this module (by the CUDA kernel), for
+/// [`Stats::from_totals`].
+#[cfg(feature = "cuda")]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Totals {
+    pub(crate) count: u64,
+    pub(crate) mean: f64,
+    pub(crate) m2: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    pub(crate) below: u64,
+    pub(crate) above: u64,
+    pub(crate) near_zero: u64,
+    pub(crate) saturated: u64,
+    pub(crate) non_finite: u64,
 }
 
 /// One chunk's result, before it is folded into a [`Stats`]. The histogram, `below`
