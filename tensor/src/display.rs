@@ -133,7 +133,16 @@ impl fmt::Display for Tensor {
                     CpuStorage::F64(v) => offsets_values(v, &offsets),
                     CpuStorage::U32(v) => offsets_values(v, &offsets),
                 },
+                #[cfg(not(feature = "cuda"))]
                 Storage::Cuda(s) => match *s {},
+                #[cfg(feature = "cuda")]
+                Storage::Cuda(s) => {
+                    // The shown elements, read from a host copy of the whole view.
+                    let all = crate::cuda::to_host_f64(s, &self.layout).map_err(|_| fmt::Error)?;
+                    let mut dense = Vec::new();
+                    shown_offsets(&idx, &self.shape().contiguous_strides(), 0, &mut dense);
+                    dense.iter().map(|&o| all[o]).collect()
+                }
             }
         };
         let strings = format_values(&values, self.dtype);

@@ -126,6 +126,18 @@ pub enum TensorError {
         /// The device asked for.
         device: Device,
     },
+    /// A CUDA op failed on `device` (the driver, NVRTC or cuBLAS reported an error, no
+    /// GPU could be opened, or the op is not implemented on CUDA); `detail` says which.
+    #[cfg(feature = "cuda")]
+    #[error("{op} on {device}: {detail}")]
+    Cuda {
+        /// The op that failed.
+        op: &'static str,
+        /// The CUDA device involved.
+        device: Device,
+        /// What went wrong.
+        detail: String,
+    },
     /// A kernel rejected its arguments (a bug in this crate if it ever happens: the
     /// tensor layer validates before calling kernels).
     #[error(transparent)]

@@ -8,9 +8,11 @@
 //! without copying transposed operands.
 //!
 //! Element types are `f32`, `f64` (for tight gradient checks) and `u32` (indices). The
-//! storage is an enum over devices, so a CUDA backend slots in as new match arms; this
-//! build has none, and asking for `Device::Cuda` returns
-//! [`TensorError::CudaUnavailable`].
+//! storage is an enum over devices: with the `cuda` feature, tensors live on and move
+//! between the CPU and CUDA GPUs (`Device::Cuda`), ops on CUDA tensors run the kernels
+//! of `kernels::cuda`, and mixing devices in one op is a
+//! [`TensorError::DeviceMismatch`]. Without the feature, asking for `Device::Cuda`
+//! returns [`TensorError::CudaUnavailable`].
 //!
 //! Every op on bad input returns a [`TensorError`] naming the op and the shapes, dims or
 //! values involved; nothing panics on user input.
@@ -29,6 +31,8 @@
 //! ```
 
 pub(crate) mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod device;
 mod display;
 pub mod dtype;

@@ -12,7 +12,7 @@ use crate::dtype::{DType, Element};
 use crate::error::{Result, TensorError};
 use crate::shape::Shape;
 use crate::storage::CpuStorage;
-use crate::tensor::{check_device, filled};
+use crate::tensor::{check_device, filled, place};
 use crate::{Device, Tensor};
 
 /// `shape.elem_count()` draws from `d`, in order; errors (naming `op`) if the tensor
@@ -68,7 +68,7 @@ impl Tensor {
             )?),
             DType::U32 => return Err(TensorError::UnsupportedDType { op: OP, dtype }),
         };
-        Ok(Tensor::from_cpu_storage(storage, shape))
+        place(Tensor::from_cpu_storage(storage, shape), device)
     }
 
     /// Normal samples with the given mean and standard deviation (float dtypes).
@@ -118,6 +118,6 @@ impl Tensor {
             )?),
             DType::U32 => return Err(TensorError::UnsupportedDType { op: OP, dtype }),
         };
-        Ok(Tensor::from_cpu_storage(storage, shape))
+        place(Tensor::from_cpu_storage(storage, shape), device)
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! `Storage` is an enum over devices and `CpuStorage` an enum over dtypes. Ops match on
 //! them once and run a monomorphised loop; a CUDA backend is added by filling in the
-//! `Cuda` arms, without touching the CPU code. In this build [`CudaStorage`] has no
-//! values, so those arms are `match x {}` and cost nothing.
+//! `Cuda` arms, without touching the CPU code. With the `cuda` feature the arms call
+//! `crate::cuda`; without it [`CudaStorage`] has no values, so those arms are
+//! `match x {}` and cost nothing.
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -15,8 +16,8 @@ use crate::tensor::Tensor;
 pub(crate) enum Storage {
     /// Host memory.
     Cpu(CpuStorage),
-    /// GPU memory (no values exist in a build without a CUDA backend).
-    #[allow(dead_code)]
+    /// GPU memory (no values exist in a build without the `cuda` feature).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     Cuda(CudaStorage),
 }
 
@@ -46,8 +47,12 @@ impl CpuStorage {
 /// Device memory of the CUDA backend. This build has no CUDA backend, so the type is
 /// uninhabited: every `Storage::Cuda` match arm is statically unreachable, and creating
 /// a tensor on `Device::Cuda` returns `TensorError::CudaUnavailable` instead.
+#[cfg(not(feature = "cuda"))]
 #[derive(Debug)]
 pub(crate) enum CudaStorage {}
+
+#[cfg(feature = "cuda")]
+pub(crate) use crate::cuda::CudaStorage;
 
 impl Tensor {
     /// Shared access to the storage. A poisoned lock (a panic elsewhere while writing)

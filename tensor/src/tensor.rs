@@ -40,6 +40,7 @@ pub struct Tensor {
 }
 
 /// Returns `CudaUnavailable` for a CUDA device: this build has no CUDA backend.
+#[cfg(not(feature = "cuda"))]
 pub(crate) fn check_device(device: &Device, op: &'static str) -> Result<()> {
     match device {
         Device::Cpu => Ok(()),
@@ -47,6 +48,26 @@ pub(crate) fn check_device(device: &Device, op: &'static str) -> Result<()> {
             op,
             device: *device,
         }),
+    }
+}
+
+/// Every device is usable in a build with the CUDA backend (opening the GPU happens
+/// when storage is created there, and reports its own errors).
+#[cfg(feature = "cuda")]
+pub(crate) fn check_device(_device: &Device, _op: &'static str) -> Result<()> {
+    Ok(())
+}
+
+/// A tensor built on the host, moved to `device` (a no-op without the CUDA backend,
+/// where `check_device` has already rejected CUDA devices).
+#[inline]
+pub(crate) fn place(t: Tensor, device: &Device) -> Result<Tensor> {
+    match device {
+        Device::Cpu => Ok(t),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(i) => crate::cuda::upload(&t, *i),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(_) => Ok(t),
     }
 }
 
@@ -134,6 +155,10 @@ impl Tensor {
         op: &'static str,
     ) -> Result<Tensor> {
         check_device(device, op)?;
+        #[cfg(feature = "cuda")]
+        if let Device::Cuda(i) = device {
+            return crate::cuda::full(shape, value, dtype, *i, op);
+        }
         let storage = match dtype {
             DType::F32 => CpuStorage::F32(filled(&shape, value as f32, op)?),
             DType::F64 => CpuStorage::F64(filled(&shape, value, op)?),
@@ -183,7 +208,7 @@ impl Tensor {
             });
         }
         check_device(device, "from_vec")?;
-        Ok(Self::from_typed_vec(data, shape))
+        place(Self::from_typed_vec(data, shape), device)
     }
 
     /// Like [`Tensor::from_vec`], copying from a slice.
@@ -201,7 +226,7 @@ impl Tensor {
             });
         }
         check_device(device, "from_slice")?;
-        Ok(Self::from_typed_vec(data.to_vec(), shape))
+        place(Self::from_typed_vec(data.to_vec(), shape), device)
     }
 
     /// A rank-0 CPU tensor holding `v`.
@@ -255,7 +280,7 @@ impl Tensor {
             DType::F64 => CpuStorage::F64(values.collect()),
             DType::U32 => CpuStorage::U32(values.map(u32::from_f64).collect()),
         };
-        Ok(Self::from_cpu_storage(storage, Shape::from([n])))
+        place(Self::from_cpu_storage(storage, Shape::from([n])), device)
     }
 
     /// The `n x n` identity matrix.
@@ -266,6 +291,10 @@ impl Tensor {
     /// assert_eq!(i.to_vec::<f64>().unwrap(), vec![1.0, 0.0, 0.0, 1.0]);
     /// ```
     pub fn eye(n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if device.is_cuda() {
+            return place(Self::eye(n, dtype, &Device::Cpu)?, device);
+        }
         let t = Self::full_op(Shape::from([n, n]), 0.0, dtype, device, "eye")?;
         // Freshly allocated and contiguous: the diagonal is every (n + 1)-th element.
         match &mut *t.write_storage() {
@@ -274,7 +303,10 @@ impl Tensor {
                 CpuStorage::F64(v) => v.iter_mut().step_by(n + 1).for_each(|x| *x = 1.0),
                 CpuStorage::U32(v) => v.iter_mut().step_by(n + 1).for_each(|x| *x = 1),
             },
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => unreachable!("eye builds CUDA tensors on the host"),
         }
         Ok(t)
     }
@@ -379,7 +411,10 @@ impl Tensor {
                 let data = typed::<T>(cpu, "to_vec")?;
                 Ok(map::gather(data, &self.layout))
             }
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => crate::cuda::to_host_typed::<T>(s, &self.layout, "to_vec"),
         }
     }
 
@@ -392,7 +427,10 @@ impl Tensor {
                 CpuStorage::F64(v) => map::gather(v, &self.layout),
                 CpuStorage::U32(v) => map::map1(v, &self.layout, f64::from),
             }),
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => crate::cuda::to_host_f64(s, &self.layout),
         }
     }
 
@@ -411,7 +449,10 @@ impl Tensor {
         let guard = self.read_storage();
         match &*guard {
             Storage::Cpu(cpu) => Ok(typed::<T>(cpu, OP)?[self.layout.offset()]),
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => Ok(crate::cuda::to_host_typed::<T>(s, &self.layout, OP)?[0]),
         }
     }
 
@@ -453,20 +494,34 @@ impl Tensor {
                     CpuStorage::U32(v) => conv(v, &self.layout, dtype),
                 }
             }
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => return crate::cuda::cast(s, &self.layout, dtype),
         };
         Ok(Self::from_cpu_storage(out, self.shape().clone()))
     }
 
-    /// This tensor on `device`: a cheap clone if it is already there; moving to a CUDA
-    /// device returns `CudaUnavailable` in this build.
+    /// This tensor on `device`: a cheap clone if it is already there, else a dense
+    /// copy there (between two GPUs the copy goes through the host). Without the `cuda`
+    /// feature, moving to a CUDA device returns `CudaUnavailable`.
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
         if *device == self.device {
             return Ok(self.clone());
         }
         check_device(device, "to_device")?;
-        // Only CPU storage exists in this build, so the tensor is already on the CPU.
-        Ok(self.clone())
+        #[cfg(feature = "cuda")]
+        if self.device.is_cuda() {
+            let on_cpu = {
+                let guard = self.read_storage();
+                match &*guard {
+                    Storage::Cuda(s) => crate::cuda::download(s, &self.layout)?,
+                    Storage::Cpu(_) => self.clone(),
+                }
+            };
+            return place(on_cpu, device);
+        }
+        place(self.clone(), device)
     }
 
     /// A dense row-major copy with its own storage (never shares with `self`, unlike
@@ -479,7 +534,10 @@ impl Tensor {
                 CpuStorage::F64(v) => CpuStorage::F64(map::gather(v, &self.layout)),
                 CpuStorage::U32(v) => CpuStorage::U32(map::gather(v, &self.layout)),
             },
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => return crate::cuda::cast(s, &self.layout, self.dtype),
         };
         Ok(Self::from_cpu_storage(out, self.shape().clone()))
     }
@@ -509,7 +567,10 @@ impl Tensor {
                 let off = self.layout.offset();
                 Ok(f(&data[off..off + self.elem_count()]))
             }
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => Err(self.not_on_host(OP)),
         }
     }
 
@@ -540,8 +601,23 @@ impl Tensor {
                 let off = self.layout.offset();
                 Ok(f(&mut data[off..off + self.elem_count()]))
             }
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => Err(self.not_on_host(OP)),
         }
+    }
+
+    /// The error for host-slice access to a tensor on a GPU.
+    #[cfg(feature = "cuda")]
+    fn not_on_host(&self, op: &'static str) -> TensorError {
+        TensorError::invalid(
+            op,
+            format!(
+                "the tensor is on {}; host slices need a CPU tensor (use to_device(&Device::Cpu))",
+                self.device
+            ),
+        )
     }
 
     fn check_slice_access<T: Element>(&self, op: &'static str) -> Result<()> {

@@ -24,6 +24,10 @@ fn forward<T: ConvScalar + Element>(
     w: &Tensor,
     b: Option<&Tensor>,
 ) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() {
+        return Ok(tensor::cuda::conv2d_forward(shape, x, w, b)?);
+    }
     let mut out = tensor::pool::buffer::<T>(shape.output_len());
     read3::<T, ()>(x, w, b, |x, w, b| {
         Ok(conv2d_forward(shape, x, w, b, &mut out)?)
@@ -40,6 +44,10 @@ fn backward_input<T: ConvScalar + Element>(
     g: &Tensor,
     w: &Tensor,
 ) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if g.device().is_cuda() {
+        return Ok(tensor::cuda::conv2d_backward_input(shape, g, w)?);
+    }
     let mut gx = tensor::pool::buffer::<T>(shape.input_len());
     read2::<T, ()>(g, w, |g, w| {
         Ok(conv2d_backward_input(shape, g, w, &mut gx)?)
@@ -57,6 +65,12 @@ fn backward_weight<T: ConvScalar + Element>(
     g: &Tensor,
     with_bias: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
+    #[cfg(feature = "cuda")]
+    if g.device().is_cuda() {
+        return Ok(tensor::cuda::conv2d_backward_weight(
+            shape, x, g, with_bias,
+        )?);
+    }
     let mut gw = vec![<T as Element>::ZERO; shape.weight_len()];
     let mut gb = if with_bias {
         Some(vec![<T as Element>::ZERO; shape.out_channels()])

@@ -59,6 +59,11 @@ pub(crate) fn activation_backward(
     y: &Tensor,
     g: &Tensor,
 ) -> Result<Option<Tensor>> {
+    // On a GPU the composite rule runs as tensor ops there.
+    #[cfg(feature = "cuda")]
+    if g.device().is_cuda() {
+        return Ok(None);
+    }
     if x.shape() != g.shape()
         || y.shape() != g.shape()
         || x.dtype() != g.dtype()
@@ -96,6 +101,10 @@ fn ce_forward<T: Float + Element>(logits: &Tensor, targets: &[u32]) -> Result<(T
 /// Per-row cross-entropy losses `[N]` and the log-probabilities `[N, C]` of logits
 /// `[N, C]` (float) against validated class indices.
 pub(crate) fn cross_entropy_forward(logits: &Tensor, targets: &[u32]) -> Result<(Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if logits.device().is_cuda() {
+        return Ok(tensor::cuda::cross_entropy_rows(logits, targets)?);
+    }
     match logits.dtype() {
         DType::F32 => ce_forward::<f32>(logits, targets),
         _ => ce_forward::<f64>(logits, targets),
@@ -124,6 +133,12 @@ pub(crate) fn cross_entropy_backward(
     grad_rows: &Tensor,
 ) -> Result<Tensor> {
     let targets = targets.to_vec::<u32>()?;
+    #[cfg(feature = "cuda")]
+    if log_probs.device().is_cuda() {
+        return Ok(tensor::cuda::cross_entropy_rows_backward(
+            log_probs, &targets, grad_rows,
+        )?);
+    }
     match log_probs.dtype() {
         DType::F32 => ce_backward::<f32>(log_probs, &targets, grad_rows),
         _ => ce_backward::<f64>(log_probs, &targets, grad_rows),

@@ -44,6 +44,14 @@ fn check_targets(op: &'static str, logits: &Var, targets: &Tensor) -> Result<Vec
             ),
         });
     }
+    if targets.device() != logits.device() {
+        return Err(tensor::TensorError::DeviceMismatch {
+            op,
+            lhs: logits.device(),
+            rhs: targets.device(),
+        }
+        .into());
+    }
     let ids = targets.to_vec::<u32>()?;
     if let Some((row, &t)) = ids.iter().enumerate().find(|(_, &t)| t as usize >= c) {
         return Err(AutogradError::InvalidArgument {

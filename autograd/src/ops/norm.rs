@@ -76,6 +76,18 @@ fn check_affine(
     Ok(())
 }
 
+/// The error of a normalisation this backend does not run on CUDA.
+#[cfg(feature = "cuda")]
+fn not_on_cuda(op: &'static str, x: &Tensor) -> AutogradError {
+    AutogradError::InvalidArgument {
+        op,
+        detail: format!(
+            "not implemented on CUDA (input on {}); move the tensors to the CPU with to_device",
+            x.device()
+        ),
+    }
+}
+
 fn tensor_of<T: Element>(v: Vec<T>, dims: &[usize]) -> Result<Tensor> {
     Ok(Tensor::from_vec(v, dims.to_vec(), &Device::Cpu)?)
 }
@@ -133,6 +145,15 @@ fn train_forward<T: NormScalar + Element>(
     beta: Option<&Tensor>,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() {
+        return match kind {
+            StatsShape::Batch(s) => Ok(tensor::cuda::batch_norm_forward_train(
+                &s, x, gamma, beta, eps,
+            )?),
+            StatsShape::Group(_) => Err(not_on_cuda("group_norm", x)),
+        };
+    }
     let groups = match kind {
         StatsShape::Batch(s) => s.c(),
         StatsShape::Group(s) => s.rows(),
@@ -173,6 +194,18 @@ fn eval_forward<T: NormScalar + Element>(
     beta: Option<&Tensor>,
     eps: f64,
 ) -> Result<(Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() {
+        return Ok(tensor::cuda::batch_norm_forward_eval(
+            &shape,
+            x,
+            running_mean,
+            running_var,
+            gamma,
+            beta,
+            eps,
+        )?);
+    }
     let mut out = tensor::pool::buffer::<T>(x.elem_count());
     let mut invstd = vec![<T as Element>::ZERO; shape.c()];
     read2::<T, ()>(running_mean, running_var, |rm, rv| {
@@ -204,6 +237,17 @@ fn backward<T: NormScalar + Element>(
     invstd: &Tensor,
     want: (bool, bool, bool),
 ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() {
+        let (sh, train) = match kind {
+            NormKind::BatchTrain(sh) => (sh, true),
+            NormKind::BatchEval(sh) => (sh, false),
+            NormKind::Group(_) => return Err(not_on_cuda("group_norm backward", x)),
+        };
+        return Ok(tensor::cuda::batch_norm_backward(
+            &sh, x, g, gamma, mean, invstd, train, want,
+        )?);
+    }
     let channels = x.dims()[1];
     let mut gx = want.0.then(|| tensor::pool::buffer::<T>(x.elem_count()));
     let mut gg = want.1.then(|| vec![<T as Element>::ZERO; channels]);

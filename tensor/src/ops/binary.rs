@@ -23,6 +23,21 @@ pub(crate) enum BinaryOp {
 }
 
 impl BinaryOp {
+    /// The same op as a CUDA kernel op.
+    #[cfg(feature = "cuda")]
+    fn cuda(self) -> kernels::cuda::elementwise::BinaryOp {
+        use kernels::cuda::elementwise::BinaryOp as K;
+        match self {
+            BinaryOp::Add => K::Add,
+            BinaryOp::Sub => K::Sub,
+            BinaryOp::Mul => K::Mul,
+            BinaryOp::Div => K::Div,
+            BinaryOp::Pow => K::Pow,
+            BinaryOp::Maximum => K::Maximum,
+            BinaryOp::Minimum => K::Minimum,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             BinaryOp::Add => "add",
@@ -48,6 +63,20 @@ pub(crate) enum CmpOp {
 }
 
 impl CmpOp {
+    /// The same comparison as a CUDA kernel op.
+    #[cfg(feature = "cuda")]
+    fn cuda(self) -> kernels::cuda::elementwise::CmpOp {
+        use kernels::cuda::elementwise::CmpOp as K;
+        match self {
+            CmpOp::Eq => K::Eq,
+            CmpOp::Ne => K::Ne,
+            CmpOp::Lt => K::Lt,
+            CmpOp::Le => K::Le,
+            CmpOp::Gt => K::Gt,
+            CmpOp::Ge => K::Ge,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             CmpOp::Eq => "eq",
@@ -141,7 +170,20 @@ impl Tensor {
                     })
                 }
             },
+            #[cfg(not(feature = "cuda"))]
             (Storage::Cuda(s), _) | (_, Storage::Cuda(s)) => match *s {},
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(a), Storage::Cuda(b)) => {
+                return crate::cuda::binary((a, &la), (b, &lb), &shape, Ok(op.cuda()), name)
+            }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(_), _) | (_, Storage::Cuda(_)) => {
+                return Err(TensorError::DeviceMismatch {
+                    op: name,
+                    lhs: self.device,
+                    rhs: rhs.device,
+                })
+            }
         };
         Ok(Tensor::from_cpu_storage(out, shape))
     }
@@ -169,7 +211,20 @@ impl Tensor {
                     })
                 }
             },
+            #[cfg(not(feature = "cuda"))]
             (Storage::Cuda(s), _) | (_, Storage::Cuda(s)) => match *s {},
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(a), Storage::Cuda(b)) => {
+                return crate::cuda::binary((a, &la), (b, &lb), &shape, Err(op.cuda()), name)
+            }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(_), _) | (_, Storage::Cuda(_)) => {
+                return Err(TensorError::DeviceMismatch {
+                    op: name,
+                    lhs: self.device,
+                    rhs: rhs.device,
+                })
+            }
         };
         Ok(Tensor::from_cpu_storage(out, shape))
     }
@@ -320,8 +375,25 @@ impl Tensor {
                     }
                 }
             }
+            #[cfg(not(feature = "cuda"))]
             (Storage::Cuda(s), _, _) | (_, Storage::Cuda(s), _) | (_, _, Storage::Cuda(s)) => {
                 match *s {}
+            }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(m), Storage::Cuda(t), Storage::Cuda(f)) => {
+                return crate::cuda::where_cond((m, &lm), (t, &lt), (f, &lf), &shape)
+            }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(_), _, _) | (_, Storage::Cuda(_), _) | (_, _, Storage::Cuda(_)) => {
+                return Err(TensorError::DeviceMismatch {
+                    op: OP,
+                    lhs: self.device,
+                    rhs: if self.device == on_true.device {
+                        on_false.device
+                    } else {
+                        on_true.device
+                    },
+                })
             }
         };
         Ok(Tensor::from_cpu_storage(out, shape))

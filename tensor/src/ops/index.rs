@@ -115,7 +115,10 @@ impl Tensor {
                     CpuStorage::U32(select_cpu(v, &self.layout, &dense, dim, &idx)?)
                 }
             },
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => return Err(crate::cuda::not_implemented(OP, self.device)),
         };
         Ok(Tensor::from_cpu_storage(out, out_shape))
     }
@@ -156,7 +159,10 @@ impl Tensor {
                 CpuStorage::F64(v) => CpuStorage::F64(gather_cpu(v, &pos, &idx, sd)),
                 CpuStorage::U32(v) => CpuStorage::U32(gather_cpu(v, &pos, &idx, sd)),
             },
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => return Err(crate::cuda::not_implemented(OP, self.device)),
         };
         Ok(Tensor::from_cpu_storage(out, index.shape().clone()))
     }
@@ -338,13 +344,19 @@ impl Tensor {
                     CpuStorage::F64(v) => CpuStorage::F64(map::gather(v, &self.layout)),
                     CpuStorage::U32(v) => CpuStorage::U32(map::gather(v, &self.layout)),
                 },
+                #[cfg(not(feature = "cuda"))]
                 Storage::Cuda(s) => match *s {},
+                #[cfg(feature = "cuda")]
+                Storage::Cuda(_) => return Err(crate::cuda::not_implemented(op, self.device)),
             }
         };
         let reads = ReadSet::new(&[other]);
         match reads.get(0) {
             Storage::Cpu(src) => f(&mut out, src)?,
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => return Err(crate::cuda::not_implemented(op, other.device)),
         }
         Ok(Tensor::from_cpu_storage(out, self.shape().clone()))
     }

@@ -167,8 +167,28 @@ impl Tensor {
                     })
                 }
             },
+            #[cfg(not(feature = "cuda"))]
             (Storage::Cuda(s), _) => match *s {},
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(d), Storage::Cuda(s)) => {
+                use kernels::cuda::elementwise::Update as K;
+                let k = match op {
+                    Update::Assign => K::Assign,
+                    Update::Add => K::Add,
+                    Update::Axpy(a) => K::Axpy(a),
+                };
+                crate::cuda::update((d, &self.layout), (s, &ls), k, name)?
+            }
+            #[cfg(not(feature = "cuda"))]
             (_, Storage::Cuda(s)) => match *s {},
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(_), _) | (_, Storage::Cuda(_)) => {
+                return Err(TensorError::DeviceMismatch {
+                    op: name,
+                    lhs: self.device,
+                    rhs: src.device,
+                })
+            }
         }
         Ok(())
     }
@@ -221,7 +241,10 @@ impl Tensor {
                     })
                 }
             },
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => crate::cuda::scale(s, &self.layout, v, OP)?,
         }
         Ok(())
     }
@@ -241,7 +264,10 @@ impl Tensor {
                 CpuStorage::F64(d) => fill(d, &self.layout, v),
                 CpuStorage::U32(d) => fill(d, &self.layout, v),
             },
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => crate::cuda::fill(s, &self.layout, v, "fill_")?,
         }
         Ok(())
     }

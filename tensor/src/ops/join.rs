@@ -18,7 +18,10 @@ pub(crate) fn cpu_slices<'a, T: Element>(
     (0..n)
         .map(|i| match reads.get(i) {
             Storage::Cpu(cpu) => typed::<T>(cpu, op),
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => Err(crate::cuda::not_implemented(op, s.device())),
         })
         .collect()
 }
@@ -96,6 +99,10 @@ impl Tensor {
         let mut dims = first.dims().to_vec();
         dims[dim] = cat_len;
         let out_shape = Shape::from(dims);
+        #[cfg(feature = "cuda")]
+        if first.device.is_cuda() {
+            return crate::cuda::cat(tensors, dim, out_shape);
+        }
         let refs: Vec<&Tensor> = tensors.iter().collect();
         let layouts: Vec<&Layout> = tensors.iter().map(|t| &t.layout).collect();
         let reads = ReadSet::new(&refs);

@@ -180,7 +180,20 @@ impl Tensor {
                     })
                 }
             },
+            #[cfg(not(feature = "cuda"))]
             (Storage::Cuda(s), _) | (_, Storage::Cuda(s)) => match *s {},
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(a), Storage::Cuda(b)) => {
+                return crate::cuda::matmul((a, &pa), (b, &pb), &dims.batch, (m, k, n), out_dims)
+            }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(_), _) | (_, Storage::Cuda(_)) => {
+                return Err(TensorError::DeviceMismatch {
+                    op: OP,
+                    lhs: self.device,
+                    rhs: rhs.device,
+                })
+            }
         };
         Ok(Tensor::from_cpu_storage(out, Shape::from(out_dims)))
     }

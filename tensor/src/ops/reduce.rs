@@ -132,7 +132,26 @@ impl Tensor {
                     })
                 }
             },
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => {
+                use kernels::cuda::reduce::Reduction as K;
+                let k = match red {
+                    Reduction::Sum => K::Sum,
+                    Reduction::Mean => K::Mean,
+                    Reduction::Var { ddof } => K::Var { ddof },
+                    Reduction::Max => K::Max,
+                    Reduction::Min => K::Min,
+                };
+                if plan.out_len == 0 {
+                    return Tensor::zeros(plan.out_shape, self.dtype, &self.device);
+                }
+                // A dim is reduced exactly when its output stride is 0 (kept dims have
+                // nonzero strides since the output is not empty).
+                let reduced: Vec<bool> = plan.acc_strides.iter().map(|&s| s == 0).collect();
+                return crate::cuda::reduce(s, &self.layout, &reduced, k, plan.out_shape, op);
+            }
         };
         Ok(Tensor::from_cpu_storage(out, plan.out_shape))
     }
@@ -274,7 +293,15 @@ impl Tensor {
                 CpuStorage::F64(v) => arg_cpu(v, &self.layout, dim, max),
                 CpuStorage::U32(v) => arg_cpu(v, &self.layout, dim, max),
             },
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => {
+                if plan.out_len == 0 {
+                    return Tensor::zeros(plan.out_shape, crate::DType::U32, &self.device);
+                }
+                return crate::cuda::arg_reduce(s, &self.layout, dim, max, plan.out_shape, op);
+            }
         };
         Ok(Tensor::from_typed_vec(out, plan.out_shape))
     }

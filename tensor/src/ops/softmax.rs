@@ -76,7 +76,17 @@ impl Tensor {
                     }
                 }
             }
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => {
+                let result = crate::cuda::softmax_rows(s, &rows.layout, log, op)?;
+                return if dim == last {
+                    Ok(result)
+                } else {
+                    result.transpose(dim, last)?.contiguous()
+                };
+            }
         };
         let result = Tensor::from_cpu_storage(out, rows.shape().clone());
         if dim == last {

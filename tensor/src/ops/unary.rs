@@ -29,6 +29,29 @@ pub(crate) enum UnaryOp {
 }
 
 impl UnaryOp {
+    /// The same map as a CUDA kernel op.
+    #[cfg(feature = "cuda")]
+    fn cuda(self) -> kernels::cuda::elementwise::UnaryOp {
+        use kernels::cuda::elementwise::UnaryOp as K;
+        match self {
+            UnaryOp::Neg => K::Neg,
+            UnaryOp::Exp => K::Exp,
+            UnaryOp::Log => K::Log,
+            UnaryOp::Sqrt => K::Sqrt,
+            UnaryOp::Abs => K::Abs,
+            UnaryOp::Tanh => K::Tanh,
+            UnaryOp::Sigmoid => K::Sigmoid,
+            UnaryOp::Relu => K::Relu,
+            UnaryOp::Square => K::Square,
+            UnaryOp::Recip => K::Recip,
+            UnaryOp::Sign => K::Sign,
+            UnaryOp::LeakyRelu(s) => K::LeakyRelu(s),
+            UnaryOp::Affine { mul, add } => K::Affine { mul, add },
+            UnaryOp::Powf(e) => K::Powf(e),
+            UnaryOp::Clamp { min, max } => K::Clamp { min, max },
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             UnaryOp::Neg => "neg",
@@ -138,7 +161,10 @@ impl Tensor {
                     })
                 }
             },
+            #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => return crate::cuda::unary(s, &self.layout, op.cuda(), op.name()),
         };
         Ok(Tensor::from_cpu_storage(out, self.shape().clone()))
     }
