@@ -5,9 +5,11 @@
 //! reads every element once (SIMD, in parallel on large tensors) and returns count,
 //! mean, variance, min, max, a histogram and the near-zero / saturated / non-finite
 //! counts. No tensor op runs and nothing is copied for the contiguous CPU tensors that
-//! layers produce. A strided view (a transpose, an expanded tensor) or a tensor on
-//! another device is first copied into a contiguous CPU tensor, which the docs of the
-//! recorders mention as the one slow path.
+//! layers produce. A strided view (a transpose, an expanded tensor) is first copied
+//! into a contiguous tensor, which the docs of the recorders mention as the one slow
+//! path. With the `cuda` feature a tensor on a GPU is measured there by the CUDA
+//! version of the kernel (only the totals and the histogram cross the bus); without
+//! it, a tensor on another device is first copied to the CPU.
 
 use kernels::cpu::stats::{stats, Stats, StatsConfig};
 use tensor::{DType, Device, Tensor};
@@ -41,6 +43,16 @@ pub fn tensor_stats(t: &Tensor, config: &StatsConfig, during: &str) -> Result<St
         during: during.to_string(),
         source,
     };
+    #[cfg(feature = "cuda")]
+    if t.device().is_cuda() {
+        return tensor::cuda::stats(t, config).map_err(|source| match source {
+            tensor::TensorError::Kernel(source) => DiagError::Kernel {
+                during: during.to_string(),
+                source,
+            },
+            other => tensor_err(other),
+        });
+    }
     // The slow paths: bring the values to the CPU and into one contiguous run.
     let on_cpu;
     let mut t = t;
