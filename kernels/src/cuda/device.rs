@@ -376,3 +376,34 @@ pub(crate) fn rows_cfg(rows: usize) -> LaunchConfig {
 pub(crate) fn kname<T: CudaElem>(base: &str) -> String {
     format!("{base}_{}", T::SUFFIX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn availability_is_a_reason_or_a_device_never_a_panic() {
+        match cuda_available() {
+            Ok(()) => {
+                let dev = CudaDevice::get(0).expect("an available GPU opens");
+                assert_eq!(dev.ordinal(), 0);
+                assert!(CudaDevice::get(1 << 20).is_err());
+            }
+            Err(why) => {
+                assert!(!why.is_empty());
+                let e = CudaDevice::get(0).unwrap_err().to_string();
+                assert!(e.contains(&why), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn launch_shapes_cover_the_work() {
+        assert_eq!(elems_cfg(0).grid_dim.0, 1);
+        assert_eq!(elems_cfg(257).grid_dim.0, 2);
+        assert_eq!(elems_cfg(usize::MAX).grid_dim.0, 1 << 16);
+        assert_eq!(rows_cfg(10).grid_dim.0, 10);
+        assert_eq!(rows_cfg(1 << 20).grid_dim.0, 65535);
+        assert_eq!(kname::<f64>("unary"), "unary_f64");
+    }
+}

@@ -498,3 +498,67 @@ pub fn scale<T: CudaFloat>(
         (&dummy, src),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_views_are_recognised() {
+        let v = |dims: &'static [usize], strides: &'static [usize]| View {
+            dims,
+            strides,
+            offset: 3,
+        };
+        assert!(v(&[2, 3], &[3, 1]).is_dense());
+        assert!(v(&[2, 1, 3], &[3, 99, 1]).is_dense());
+        assert!(v(&[], &[]).is_dense());
+        assert!(!v(&[2, 3], &[1, 2]).is_dense());
+        assert!(!v(&[2, 3], &[0, 1]).is_dense());
+        assert_eq!(layout_info(&[2, 3], &[&v(&[2, 3], &[3, 1])]), (0, vec![]));
+        let (rank, info) = layout_info(&[2, 3], &[&v(&[2, 3], &[3, 1]), &v(&[2, 3], &[0, 1])]);
+        assert_eq!((rank, info), (2, vec![2, 3, 3, 1, 0, 1]));
+    }
+
+    #[test]
+    fn views_must_stay_inside_their_buffer() {
+        let v = View {
+            dims: &[2, 3],
+            strides: &[1, 2],
+            offset: 4,
+        };
+        // Last element at 4 + 1 + 4 = 9.
+        assert!(v.check("t", "x", 10).is_ok());
+        let e = v.check("t", "x", 9).unwrap_err();
+        assert_eq!(
+            e,
+            KernelError::SliceTooShort {
+                op: "t",
+                what: "x",
+                needed: 10,
+                got: 9
+            }
+        );
+        let empty = View {
+            dims: &[0, 3],
+            strides: &[3, 1],
+            offset: 100,
+        };
+        assert!(empty.check("t", "x", 0).is_ok());
+        let bad = View {
+            dims: &[2],
+            strides: &[1, 1],
+            offset: 0,
+        };
+        assert!(matches!(
+            bad.check("t", "x", 10),
+            Err(KernelError::SizeMismatch { .. })
+        ));
+        let huge = View {
+            dims: &[usize::MAX],
+            strides: &[2],
+            offset: 0,
+        };
+        assert!(huge.check("t", "x", 10).is_err());
+    }
+}

@@ -128,3 +128,38 @@ pub fn stats<T: CudaFloat>(
     };
     Ok(Stats::from_totals(config, totals, histogram))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::from_key;
+
+    /// The encoding `order_key` in `stats.cu` applies, for the round trip.
+    fn to_key(v: f64) -> u64 {
+        let b = v.to_bits();
+        if b >> 63 == 1 {
+            !b
+        } else {
+            b | (1 << 63)
+        }
+    }
+
+    #[test]
+    fn order_keys_round_trip_and_preserve_order() {
+        let values = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -0.0,
+            0.0,
+            1e-300,
+            3.0,
+            f64::INFINITY,
+        ];
+        for w in values.windows(2) {
+            assert!(to_key(w[0]) <= to_key(w[1]), "{} vs {}", w[0], w[1]);
+        }
+        for v in values {
+            assert_eq!(from_key(to_key(v)).to_bits(), v.to_bits());
+        }
+    }
+}
