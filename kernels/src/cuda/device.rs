@@ -300,7 +300,14 @@ impl CudaDevice {
                 got: src.len(),
             });
         }
-        self.stream.clone_dtoh(&src.slice(..len)).op("copy to host")
+        let v = self
+            .stream
+            .clone_dtoh(&src.slice(..len))
+            .op("copy to host")?;
+        // Pageable copies complete before returning; the synchronise also surfaces any
+        // error of the kernels queued before (an asynchronous launch reports none).
+        self.synchronize()?;
+        Ok(v)
     }
 
     /// The function `name` of module `src`, compiling and loading the module on first
