@@ -367,7 +367,25 @@ fn gradcheck_through_cuda_ops() {
         &|v| Ok(v[0].batch_norm_train(Some(&v[1]), Some(&v[2]), 1e-5)?.0),
         &[f64t(&[4, 3, 2], 9), f64t(&[3], 10), f64t(&[3], 11)],
     );
+    let ids = Tensor::from_vec(vec![2u32, 0, 2, 1], [4], &dev).unwrap();
+    gradcheck_on(
+        &dev,
+        "index_select (embedding) and gather",
+        &move |v| {
+            let rows = v[0].index_select(0, &ids)?;
+            let pick = Tensor::from_vec(vec![1u32, 0, 2, 2], [4, 1], &v[0].device())?;
+            rows.gather(1, &pick)
+        },
+        &[f64t(&[3, 3], 13)],
+    );
     let targets = Tensor::from_vec(vec![2u32, 0, 1, 2], [4], &dev).unwrap();
+    let t2 = targets.clone();
+    gradcheck_on(
+        &dev,
+        "nll_loss of log_softmax",
+        &move |v| v[0].log_softmax(1)?.nll_loss(&t2, Reduction::Mean),
+        &[f64t(&[4, 3], 14)],
+    );
     gradcheck_on(
         &dev,
         "cross-entropy",

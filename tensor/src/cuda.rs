@@ -1293,3 +1293,174 @@ pub fn stats(t: &Tensor, config: &StatsConfig) -> Result<Stats> {
         _ => stats_t::<f64>(t, config, device),
     }
 }
+
+// ----- indexing (indices validated on the host by the callers) -----
+
+/// Which indexed copy [`index_op`] runs.
+pub(crate) enum IndexKind<'a> {
+    /// `index_select(dim, idx)`: the result has `idx.len()` entries along `dim`.
+    Select,
+    /// `gather(dim, index)` with the index tensor's shape.
+    Gather(&'a Shape),
+    /// `index_add(dim, idx, source)` with the source view.
+    Add(&'a CudaStorage, &'a Layout),
+    /// `scatter_add(dim, index, src)` with the index shape and the source view (already
+    /// narrowed to the index shape).
+    Scatter(&'a Shape, &'a CudaStorage, &'a Layout),
+}
+
+/// The geometry of one indexed copy, owned (see `elementwise::IndexCopy`).
+struct IndexPlan<'a> {
+    out_shape: Shape,
+    dims: Vec<usize>,
+    src: &'a CudaStorage,
+    src_strides: Vec<usize>,
+    src_offset: usize,
+    src_dim_stride: usize,
+    dst_strides: Vec<usize>,
+    dst_dim_stride: usize,
+    idx_strides: Vec<usize>,
+    index_bound: usize,
+    accumulate: bool,
+}
+
+impl IndexPlan<'_> {
+    fn geometry(&self) -> elementwise::IndexCopy<'_> {
+        elementwise::IndexCopy {
+            dims: &self.dims,
+            src_strides: &self.src_strides,
+            src_offset: self.src_offset,
+            src_dim_stride: self.src_dim_stride,
+            dst_strides: &self.dst_strides,
+            dst_offset: 0,
+            dst_dim_stride: self.dst_dim_stride,
+            idx_strides: &self.idx_strides,
+            index_bound: self.index_bound,
+            accumulate: self.accumulate,
+        }
+    }
+}
+
+/// `index_select`, `gather`, `index_add` or `scatter_add` of a view of `s` along `dim`
+/// with the validated indices `idx` (in the logical order of the index tensor).
+pub(crate) fn index_op(
+    s: &CudaStorage,
+    l: &Layout,
+    dim: usize,
+    idx: &[usize],
+    kind: IndexKind<'_>,
+    op: &'static str,
+) -> Result<Tensor> {
+    let device = s.device();
+    let e = kerr(op, device);
+    let dev = &s.dev;
+    let rank = l.dims().len();
+    let one_hot: Vec<usize> = (0..rank).map(|i| usize::from(i == dim)).collect();
+    let mut zeroed = l.strides().to_vec();
+    zeroed[dim] = 0;
+    let dense_self = l.shape().contiguous_strides();
+    let mut dense_zeroed = dense_self.clone();
+    dense_zeroed[dim] = 0;
+    let plan = match kind {
+        IndexKind::Select => {
+            let mut dims = l.dims().to_vec();
+            dims[dim] = idx.len();
+            let out_shape = Shape::from(dims.clone());
+            IndexPlan {
+                dst_strides: out_shape.contiguous_strides(),
+                out_shape,
+                dims,
+                src: s,
+                src_strides: zeroed,
+                src_offset: l.offset(),
+                src_dim_stride: l.strides()[dim],
+                dst_dim_stride: 0,
+                idx_strides: one_hot,
+                index_bound: l.dims()[dim],
+                accumulate: false,
+            }
+        }
+        IndexKind::Gather(shape) => IndexPlan {
+            out_shape: shape.clone(),
+            dims: shape.dims().to_vec(),
+            src: s,
+            src_strides: zeroed,
+            src_offset: l.offset(),
+            src_dim_stride: l.strides()[dim],
+            dst_strides: shape.contiguous_strides(),
+            dst_dim_stride: 0,
+            idx_strides: shape.contiguous_strides(),
+            index_bound: l.dims()[dim],
+            accumulate: false,
+        },
+        IndexKind::Add(src, sl) => IndexPlan {
+            out_shape: l.shape().clone(),
+            dims: sl.dims().to_vec(),
+            src,
+            src_strides: sl.strides().to_vec(),
+            src_offset: sl.offset(),
+            src_dim_stride: 0,
+            dst_strides: dense_zeroed,
+            dst_dim_stride: dense_self[dim],
+            idx_strides: one_hot,
+            index_bound: l.dims()[dim],
+            accumulate: true,
+        },
+        IndexKind::Scatter(shape, src, sl) => IndexPlan {
+            out_shape: l.shape().clone(),
+            dims: shape.dims().to_vec(),
+            src,
+            src_strides: sl.strides().to_vec(),
+            src_offset: sl.offset(),
+            src_dim_stride: 0,
+            dst_strides: dense_zeroed,
+            dst_dim_stride: dense_self[dim],
+            idx_strides: shape.contiguous_strides(),
+            index_bound: l.dims()[dim],
+            accumulate: true,
+        },
+    };
+    same_device(op, s, plan.src)?;
+    let idx32: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+    let ibuf = dev.htod(&idx32).map_err(&e)?;
+    fn run<T: CudaElement>(
+        s: &CudaStorage,
+        l: &Layout,
+        ibuf: &CudaSlice<u32>,
+        plan: &IndexPlan<'_>,
+        op: &'static str,
+    ) -> Result<std::result::Result<CudaData, KernelError>> {
+        let dev = &s.dev;
+        let from = typed::<T>(plan.src, op)?;
+        // Accumulating ops start from a dense copy of `self`; the others from zeros
+        // that the copy overwrites entirely.
+        let out = if plan.accumulate {
+            elementwise::copy(dev, typed::<T>(s, op)?, view(l))
+        } else {
+            dev.zeros::<T>(plan.out_shape.elem_count())
+        };
+        Ok(out.and_then(|mut out| {
+            elementwise::index_copy(dev, from, &mut out, ibuf, plan.geometry())?;
+            Ok(T::wrap(out))
+        }))
+    }
+    let data = match (s.dtype(), plan.accumulate) {
+        (DType::F32, _) => run::<f32>(s, l, &ibuf, &plan, op)?,
+        (DType::F64, _) => run::<f64>(s, l, &ibuf, &plan, op)?,
+        (DType::U32, false) => run::<u32>(s, l, &ibuf, &plan, op)?,
+        (DType::U32, true) => {
+            return Err(TensorError::UnsupportedDType {
+                op,
+                dtype: DType::U32,
+            })
+        }
+    }
+    .map_err(e)?;
+    Ok(Tensor::from_cuda_storage(
+        CudaStorage {
+            dev: Arc::clone(dev),
+            data,
+        },
+        plan.out_shape,
+    ))
+}

@@ -301,10 +301,86 @@ fn mixing_devices_is_an_error_naming_both() {
         assert!(msg.contains("cpu") && msg.contains("cuda:0"), "{msg}");
     }
     let idx = Tensor::from_vec(vec![0u32], [1], &dev).unwrap();
-    let e = g.index_select(0, &idx).unwrap_err().to_string();
-    assert!(
-        e.contains("index_select") && e.contains("not implemented on CUDA"),
-        "{e}"
+    let e = c
+        .index_add(0, &idx, &g.narrow(0, 0, 1).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cpu") && e.contains("cuda:0"), "{e}");
+}
+
+#[test]
+fn indexing_matches_the_cpu() {
+    let Some(dev) = gpu("indexing_matches_the_cpu") else {
+        return;
+    };
+    let mut rng = StdRng::seed_from_u64(3);
+    for (i, &n) in SIZES.iter().enumerate() {
+        for dtype in [DType::F32, DType::F64, DType::U32] {
+            let t = cpu(&[n, 5], dtype, 0.0, 9.0, 1100 + i as u64);
+            let g = t.to_device(&dev).unwrap();
+            for (view_name, tv, gv) in [
+                ("dense", t.clone(), g.clone()),
+                ("transposed", t.t().unwrap(), g.t().unwrap()),
+            ] {
+                for dim in 0..2 {
+                    let size = tv.dims()[dim];
+                    // Repeated indices, in any order.
+                    let ids: Vec<u32> = (0..7).map(|_| rng.random_range(0..size as u32)).collect();
+                    let (ci, gi) = (
+                        Tensor::from_vec(ids.clone(), [7], &Device::Cpu).unwrap(),
+                        Tensor::from_vec(ids, [7], &dev).unwrap(),
+                    );
+                    let what = format!("{n}x5 {dtype} {view_name} dim {dim}");
+                    let (cs, gs) = (
+                        tv.index_select(dim, &ci).unwrap(),
+                        gv.index_select(dim, &gi).unwrap(),
+                    );
+                    assert_close(&format!("index_select {what}"), &gs, &cs, 0.0);
+                    // gather with an index no larger than the tensor in the other dim.
+                    let mut idims = tv.dims().to_vec();
+                    idims[dim] = 3;
+                    let other = 1 - dim;
+                    idims[other] = idims[other].min(4);
+                    let m: usize = idims.iter().product();
+                    let vals: Vec<u32> = (0..m).map(|_| rng.random_range(0..size as u32)).collect();
+                    let (cx, gx) = (
+                        Tensor::from_vec(vals.clone(), idims.clone(), &Device::Cpu).unwrap(),
+                        Tensor::from_vec(vals, idims.clone(), &dev).unwrap(),
+                    );
+                    assert_close(
+                        &format!("gather {what}"),
+                        &gv.gather(dim, &gx).unwrap(),
+                        &tv.gather(dim, &cx).unwrap(),
+                        0.0,
+                    );
+                    if dtype == DType::U32 {
+                        assert!(gv.index_add(dim, &gi, &gs).is_err());
+                        continue;
+                    }
+                    let tl = 100.0 * tol(dtype);
+                    assert_close(
+                        &format!("index_add {what}"),
+                        &gv.index_add(dim, &gi, &gs).unwrap(),
+                        &tv.index_add(dim, &ci, &cs).unwrap(),
+                        tl,
+                    );
+                    let src = cpu(&idims, dtype, -1.0, 1.0, 1200 + i as u64);
+                    let gsrc = src.to_device(&dev).unwrap();
+                    assert_close(
+                        &format!("scatter_add {what}"),
+                        &gv.scatter_add(dim, &gx, &gsrc).unwrap(),
+                        &tv.scatter_add(dim, &cx, &src).unwrap(),
+                        tl,
+                    );
+                }
+            }
+        }
+    }
+    let g = Tensor::zeros([3, 2], DType::F32, &dev).unwrap();
+    let bad = Tensor::from_vec(vec![3u32], [1], &dev).unwrap();
+    assert_eq!(
+        g.index_select(0, &bad).unwrap_err().to_string(),
+        "index_select: index 3 is out of range for dimension 0 of size 3"
     );
 }
 

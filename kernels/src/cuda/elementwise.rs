@@ -476,6 +476,129 @@ pub fn update<T: CudaElem>(
     Ok(())
 }
 
+/// The geometry of an [`index_copy`]: for each element `i` of `dims`, with `j` the
+/// index at `i` (read through `idx_strides`), `dst[dst_offset + dst(i) + j *
+/// dst_dim_stride]` is set to (or, with `accumulate`, atomically increased by)
+/// `src[src_offset + src(i) + j * src_dim_stride]`.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexCopy<'a> {
+    /// The iteration dims.
+    pub dims: &'a [usize],
+    /// Source strides over `dims`.
+    pub src_strides: &'a [usize],
+    /// Source offset.
+    pub src_offset: usize,
+    /// Source stride of the index (0 when the destination is indexed).
+    pub src_dim_stride: usize,
+    /// Destination strides over `dims`.
+    pub dst_strides: &'a [usize],
+    /// Destination offset.
+    pub dst_offset: usize,
+    /// Destination stride of the index (0 when the source is indexed).
+    pub dst_dim_stride: usize,
+    /// Strides of the index buffer over `dims`.
+    pub idx_strides: &'a [usize],
+    /// Every index is below this bound (the caller validated them).
+    pub index_bound: usize,
+    /// Add (with atomics, so repeated indices accumulate) instead of assigning.
+    pub accumulate: bool,
+}
+
+/// The extent check of one side of an [`index_copy`]: its view plus the index as one
+/// more dim of `bound` entries.
+fn check_indexed(
+    op: &'static str,
+    what: &'static str,
+    (dims, strides, offset): (&[usize], &[usize], usize),
+    (bound, stride): (usize, usize),
+    len: usize,
+) -> Result<()> {
+    let mut d = dims.to_vec();
+    let mut s = strides.to_vec();
+    d.push(bound);
+    s.push(stride);
+    View {
+        dims: &d,
+        strides: &s,
+        offset,
+    }
+    .check(op, what, len)
+}
+
+/// The indexed copy behind `index_select`, `gather` (indexed source) and `index_add`,
+/// `scatter_add` (indexed destination, `accumulate`); see [`IndexCopy`].
+pub fn index_copy<T: CudaElem>(
+    dev: &CudaDevice,
+    src: &CudaSlice<T>,
+    dst: &mut CudaSlice<T>,
+    idx: &CudaSlice<u32>,
+    g: IndexCopy<'_>,
+) -> Result<()> {
+    const OP: &str = "cuda index_copy";
+    let n: usize = g.dims.iter().product();
+    if n == 0 {
+        return Ok(());
+    }
+    if g.index_bound == 0 {
+        return Err(KernelError::InvalidArgument {
+            op: OP,
+            detail: "indices into an empty dimension".into(),
+        });
+    }
+    let src_side = (g.dims, g.src_strides, g.src_offset);
+    check_indexed(
+        OP,
+        "source",
+        src_side,
+        (g.index_bound, g.src_dim_stride),
+        src.len(),
+    )?;
+    let dst_side = (g.dims, g.dst_strides, g.dst_offset);
+    check_indexed(
+        OP,
+        "destination",
+        dst_side,
+        (g.index_bound, g.dst_dim_stride),
+        dst.len(),
+    )?;
+    View {
+        dims: g.dims,
+        strides: g.idx_strides,
+        offset: 0,
+    }
+    .check(OP, "indices", idx.len())?;
+    let mut info = g.dims.to_vec();
+    info.extend_from_slice(g.src_strides);
+    info.extend_from_slice(g.dst_strides);
+    info.extend_from_slice(g.idx_strides);
+    let info = dev.info(&info)?;
+    let f = dev.function(SRC, &kname::<T>("index_copy"))?;
+    let rank = g.dims.len() as u32;
+    let (n64, so, sds) = (n as u64, g.src_offset as u64, g.src_dim_stride as u64);
+    let (doff, dds, acc) = (
+        g.dst_offset as u64,
+        g.dst_dim_stride as u64,
+        u32::from(g.accumulate),
+    );
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&n64)
+        .arg(&rank)
+        .arg(&info)
+        .arg(src)
+        .arg(&so)
+        .arg(&sds)
+        .arg(dst)
+        .arg(&doff)
+        .arg(&dds)
+        .arg(idx)
+        .arg(&acc);
+    // SAFETY: both sides were checked for every index below the bound (which the caller
+    // guarantees), the index view against its buffer, and the argument list matches the
+    // kernel's signature.
+    unsafe { l.launch(elems_cfg(n)) }.op(OP)?;
+    Ok(())
+}
+
 /// `dst *= v` in place over a view of `dst` (without broadcast dims).
 pub fn scale<T: CudaFloat>(
     dev: &CudaDevice,

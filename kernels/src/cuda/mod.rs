@@ -13,7 +13,8 @@
 //! copies, comparisons and max/min, `u32`) instances:
 //!
 //! - [`elementwise`]: unary maps, broadcasting binary ops and comparisons over strided
-//!   views, `where`, casts and strided copies, fills, in-place updates;
+//!   views, `where`, casts and strided copies, fills, in-place updates, and the indexed
+//!   copy behind `index_select`, `gather`, `index_add` and `scatter_add`;
 //! - [`reduce`]: row reductions (sum, mean, variance, max, min, arg-max, arg-min),
 //!   softmax / log-softmax, cross-entropy forward and backward;
 //! - [`matmul`]: strided-batched `sgemm`/`dgemm` on row-major operands;

@@ -118,7 +118,10 @@ impl Tensor {
             #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
             #[cfg(feature = "cuda")]
-            Storage::Cuda(_) => return Err(crate::cuda::not_implemented(OP, self.device)),
+            Storage::Cuda(s) => {
+                use crate::cuda::{index_op, IndexKind};
+                return index_op(s, &self.layout, dim, &idx, IndexKind::Select, OP);
+            }
         };
         Ok(Tensor::from_cpu_storage(out, out_shape))
     }
@@ -162,7 +165,11 @@ impl Tensor {
             #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
             #[cfg(feature = "cuda")]
-            Storage::Cuda(_) => return Err(crate::cuda::not_implemented(OP, self.device)),
+            Storage::Cuda(s) => {
+                use crate::cuda::{index_op, IndexKind};
+                let kind = IndexKind::Gather(index.shape());
+                return index_op(s, &self.layout, dim, &idx, kind, OP);
+            }
         };
         Ok(Tensor::from_cpu_storage(out, index.shape().clone()))
     }
@@ -193,6 +200,15 @@ impl Tensor {
                 lhs: Shape::from(expected),
                 rhs: source.shape().clone(),
             });
+        }
+        #[cfg(feature = "cuda")]
+        if self.device.is_cuda() {
+            let reads = ReadSet::new(&[self, source]);
+            if let (Storage::Cuda(s), Storage::Cuda(src)) = (reads.get(0), reads.get(1)) {
+                use crate::cuda::{index_op, IndexKind};
+                let kind = IndexKind::Add(src, &source.layout);
+                return index_op(s, &self.layout, dim, &idx, kind, OP);
+            }
         }
         let dense = self.dense_layout();
         fn index_add_cpu<T: FloatElement>(
@@ -255,6 +271,15 @@ impl Tensor {
         let mut src_layout = src.layout.clone();
         for (d, &n) in index.dims().iter().enumerate() {
             src_layout = src_layout.narrow(d, 0, n)?;
+        }
+        #[cfg(feature = "cuda")]
+        if self.device.is_cuda() {
+            let reads = ReadSet::new(&[self, src]);
+            if let (Storage::Cuda(s), Storage::Cuda(from)) = (reads.get(0), reads.get(1)) {
+                use crate::cuda::{index_op, IndexKind};
+                let kind = IndexKind::Scatter(index.shape(), from, &src_layout);
+                return index_op(s, &self.layout, dim, &idx, kind, OP);
+            }
         }
         fn scatter_cpu<T: FloatElement>(
             out: &mut [T],

@@ -136,6 +136,27 @@ __device__ void update_kernel(u64 n, u32 rank, const u64* info, T* dst, u64 d_of
     }
 }
 
+// Indexed copy: for each element i of the iteration dims (info: dims, then source,
+// destination and index strides), with j = idx[index offset of i]:
+//   dst[dst_off + od + j * dst_dim_stride] (=, or += with atomics) src[src_off + os + j * src_dim_stride].
+// index_select and gather read through j (src_dim_stride), index_add and scatter_add
+// write through it (dst_dim_stride). Indices were validated on the host.
+template <typename T>
+__device__ void index_copy_kernel(u64 n, u32 rank, const u64* info, const T* src, u64 src_off,
+                                  u64 src_dim_stride, T* dst, u64 dst_off, u64 dst_dim_stride,
+                                  const u32* idx, u32 accumulate) {
+    GRID_STRIDE_LOOP(i, n) {
+        u64 os = strided_offset(i, rank, info, info + rank);
+        u64 od = strided_offset(i, rank, info, info + 2 * rank);
+        u64 oi = strided_offset(i, rank, info, info + 3 * rank);
+        u64 j = idx[oi];
+        T v = src[src_off + os + j * src_dim_stride];
+        T* d = dst + dst_off + od + j * dst_dim_stride;
+        if (accumulate) atomicAdd(d, v);
+        else *d = v;
+    }
+}
+
 #define FLOAT_OPS(T, S)                                                                       \
     extern "C" __global__ void unary_##S(u64 n, u32 rank, const u64* info, const T* in,       \
                                          u64 off, T* out, u32 op, T p0, T p1) {               \
@@ -159,6 +180,13 @@ __device__ void update_kernel(u64 n, u32 rank, const u64* info, T* dst, u64 d_of
                                           u64 d_off, const T* src, u64 s_off, u32 op,         \
                                           T alpha) {                                          \
         update_kernel<T>(n, rank, info, dst, d_off, src, s_off, op, alpha);                   \
+    }                                                                                         \
+    extern "C" __global__ void index_copy_##S(u64 n, u32 rank, const u64* info, const T* src, \
+                                              u64 src_off, u64 src_dim_stride, T* dst,        \
+                                              u64 dst_off, u64 dst_dim_stride,                \
+                                              const u32* idx, u32 accumulate) {               \
+        index_copy_kernel<T>(n, rank, info, src, src_off, src_dim_stride, dst, dst_off,       \
+                             dst_dim_stride, idx, accumulate);                                \
     }
 
 #define WHERE(M, SM, T, ST)                                                                   \
