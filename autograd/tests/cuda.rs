@@ -267,9 +267,53 @@ fn batch_norm_matches_the_cpu() {
             }
         }
     }
-    let x = Var::parameter(Tensor::ones([2, 4, 3], DType::F32, &dev).unwrap());
-    let e = x.group_norm(2, None, None, 1e-5).unwrap_err().to_string();
-    assert!(e.contains("not implemented on CUDA"), "{e}");
+}
+
+#[test]
+fn group_norm_matches_the_cpu() {
+    let Some(dev) = gpu("group_norm_matches_the_cpu") else {
+        return;
+    };
+    for (i, (dims, groups)) in [([4usize, 6, 5], 3usize), ([1, 17, 33], 1), ([3, 4, 1], 4)]
+        .into_iter()
+        .enumerate()
+    {
+        for dtype in [DType::F32, DType::F64] {
+            let tol = if dtype == DType::F32 { 1e-4 } else { 1e-10 };
+            let c = dims[1];
+            let inputs = [
+                cpu(&dims, dtype, 140 + i as u64),
+                cpu(&[c], dtype, 150 + i as u64),
+                cpu(&[c], dtype, 160 + i as u64),
+            ];
+            let f = move |v: &[Var]| v[0].group_norm(groups, Some(&v[1]), Some(&v[2]), 1e-5);
+            same_as_cpu(
+                &format!("group_norm {dims:?} / {groups} {dtype}"),
+                &dev,
+                &f,
+                &inputs,
+                tol,
+            );
+            let plain = move |v: &[Var]| v[0].group_norm(groups, None, None, 1e-3);
+            same_as_cpu(
+                &format!("group_norm plain {dims:?}"),
+                &dev,
+                &plain,
+                &inputs[..1],
+                tol,
+            );
+        }
+    }
+    gradcheck_on(
+        &dev,
+        "group norm",
+        &|v| v[0].group_norm(2, Some(&v[1]), Some(&v[2]), 1e-5),
+        &[
+            cpu(&[3, 4, 2], DType::F64, 170),
+            cpu(&[4], DType::F64, 171),
+            cpu(&[4], DType::F64, 172),
+        ],
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use kernels::cpu::conv2d::Conv2dShape;
-use kernels::cpu::norm::BatchNormShape;
+use kernels::cpu::norm::{BatchNormShape, GroupNormShape};
 use kernels::cpu::stats::{Stats, StatsConfig};
 use kernels::cuda::cudarc::driver::CudaSlice;
 use kernels::cuda::elementwise::{self, BinaryOp, CmpOp, UnaryOp, Update, View};
@@ -1164,6 +1164,123 @@ pub fn batch_norm_backward(
     match float_dtype(x, OP)? {
         DType::F32 => bn_backward::<f32>(shape, x, g, gamma, mean, invstd, train, want, device),
         _ => bn_backward::<f64>(shape, x, g, gamma, mean, invstd, train, want, device),
+    }
+}
+
+fn gn_forward<T: CudaElement + CudaFloat>(
+    shape: &GroupNormShape,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    eps: f64,
+    device: Device,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "group_norm";
+    let x = dense_on(x, device, OP)?;
+    let (gamma, beta) = (opt_dense(gamma, device, OP)?, opt_dense(beta, device, OP)?);
+    let gx = x.read_storage();
+    let (gg, gb) = (
+        gamma.as_ref().map(Tensor::read_storage),
+        beta.as_ref().map(Tensor::read_storage),
+    );
+    let (dev, xs) = buffer::<T>(&gx, OP)?;
+    let gs = gg
+        .as_ref()
+        .map(|g| buffer::<T>(g, OP).map(|b| b.1))
+        .transpose()?;
+    let bs = gb
+        .as_ref()
+        .map(|g| buffer::<T>(g, OP).map(|b| b.1))
+        .transpose()?;
+    let (y, mean, invstd) =
+        norm::group_norm_forward(dev, shape, xs, gs, bs, eps).map_err(kerr(OP, device))?;
+    let rows = Shape::from([shape.rows()]);
+    Ok((
+        wrap_tensor(dev, y, x.shape().clone()),
+        wrap_tensor(dev, mean, rows.clone()),
+        wrap_tensor(dev, invstd, rows),
+    ))
+}
+
+/// Group normalisation on a GPU: output and the mean and `1 / sqrt(var + eps)` of each
+/// `(sample, group)` row (`[N * groups]`).
+pub fn group_norm_forward(
+    shape: &GroupNormShape,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "group_norm";
+    let device = cuda_device_of(x, OP)?;
+    match float_dtype(x, OP)? {
+        DType::F32 => gn_forward::<f32>(shape, x, gamma, beta, eps, device),
+        _ => gn_forward::<f64>(shape, x, gamma, beta, eps, device),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gn_backward<T: CudaElement + CudaFloat>(
+    shape: &GroupNormShape,
+    x: &Tensor,
+    g: &Tensor,
+    gamma: Option<&Tensor>,
+    mean: &Tensor,
+    invstd: &Tensor,
+    want: (bool, bool, bool),
+    device: Device,
+) -> Result<NormGrads> {
+    const OP: &str = "group_norm backward";
+    let (x, g) = (dense_on(x, device, OP)?, dense_on(g, device, OP)?);
+    let (m, s) = (dense_on(mean, device, OP)?, dense_on(invstd, device, OP)?);
+    let gamma = opt_dense(gamma, device, OP)?;
+    let (lx, lg, lm, ls) = (
+        x.read_storage(),
+        g.read_storage(),
+        m.read_storage(),
+        s.read_storage(),
+    );
+    let lgam = gamma.as_ref().map(Tensor::read_storage);
+    let (dev, xs) = buffer::<T>(&lx, OP)?;
+    let (_, gs) = buffer::<T>(&lg, OP)?;
+    let (_, ms) = buffer::<T>(&lm, OP)?;
+    let (_, ss) = buffer::<T>(&ls, OP)?;
+    let gams = lgam
+        .as_ref()
+        .map(|l| buffer::<T>(l, OP).map(|b| b.1))
+        .transpose()?;
+    let w = norm::Want {
+        x: want.0,
+        gamma: want.1,
+        beta: want.2,
+    };
+    let (gx, gg, gb) =
+        norm::group_norm_backward(dev, shape, xs, gs, gams, ms, ss, w).map_err(kerr(OP, device))?;
+    let c = Shape::from([shape.c()]);
+    Ok((
+        gx.map(|v| wrap_tensor(dev, v, x.shape().clone())),
+        gg.map(|v| wrap_tensor(dev, v, c.clone())),
+        gb.map(|v| wrap_tensor(dev, v, c.clone())),
+    ))
+}
+
+/// Group normalisation backward on a GPU given the saved per-row mean and invstd;
+/// `want` selects the input, gamma and beta gradients.
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_backward(
+    shape: &GroupNormShape,
+    x: &Tensor,
+    g: &Tensor,
+    gamma: Option<&Tensor>,
+    mean: &Tensor,
+    invstd: &Tensor,
+    want: (bool, bool, bool),
+) -> Result<NormGrads> {
+    const OP: &str = "group_norm backward";
+    let device = cuda_device_of(x, OP)?;
+    match float_dtype(x, OP)? {
+        DType::F32 => gn_backward::<f32>(shape, x, g, gamma, mean, invstd, want, device),
+        _ => gn_backward::<f64>(shape, x, g, gamma, mean, invstd, want, device),
     }
 }
 

@@ -76,18 +76,6 @@ fn check_affine(
     Ok(())
 }
 
-/// The error of a normalisation this backend does not run on CUDA.
-#[cfg(feature = "cuda")]
-fn not_on_cuda(op: &'static str, x: &Tensor) -> AutogradError {
-    AutogradError::InvalidArgument {
-        op,
-        detail: format!(
-            "not implemented on CUDA (input on {}); move the tensors to the CPU with to_device",
-            x.device()
-        ),
-    }
-}
-
 fn tensor_of<T: Element>(v: Vec<T>, dims: &[usize]) -> Result<Tensor> {
     Ok(Tensor::from_vec(v, dims.to_vec(), &Device::Cpu)?)
 }
@@ -151,7 +139,7 @@ fn train_forward<T: NormScalar + Element>(
             StatsShape::Batch(s) => Ok(tensor::cuda::batch_norm_forward_train(
                 &s, x, gamma, beta, eps,
             )?),
-            StatsShape::Group(_) => Err(not_on_cuda("group_norm", x)),
+            StatsShape::Group(s) => Ok(tensor::cuda::group_norm_forward(&s, x, gamma, beta, eps)?),
         };
     }
     let groups = match kind {
@@ -242,7 +230,11 @@ fn backward<T: NormScalar + Element>(
         let (sh, train) = match kind {
             NormKind::BatchTrain(sh) => (sh, true),
             NormKind::BatchEval(sh) => (sh, false),
-            NormKind::Group(_) => return Err(not_on_cuda("group_norm backward", x)),
+            NormKind::Group(sh) => {
+                return Ok(tensor::cuda::group_norm_backward(
+                    &sh, x, g, gamma, mean, invstd, want,
+                )?)
+            }
         };
         return Ok(tensor::cuda::batch_norm_backward(
             &sh, x, g, gamma, mean, invstd, train, want,

@@ -20,7 +20,8 @@
 //! - [`matmul`]: strided-batched `sgemm`/`dgemm` on row-major operands;
 //! - [`conv2d`]: im2col + gemm forward, gemm + col2im input gradient, weight and bias
 //!   gradients;
-//! - [`norm`]: batch norm forward (batch or running statistics) and backward;
+//! - [`norm`]: batch norm forward (batch or running statistics) and backward, group
+//!   norm forward and backward;
 //! - [`stats`]: the fused activation statistics, histogram in shared memory.
 //!
 //! None of this has been run on a GPU in this project so far (the development

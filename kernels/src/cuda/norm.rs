@@ -1,11 +1,12 @@
-//! Batch normalisation over dense `[N, C, S]` buffers (forward with batch or running
-//! statistics, backward for both) and the per-channel sum. One block per channel;
-//! statistics and backward sums accumulate in f64, the variance in two passes.
+//! Batch and group normalisation over dense `[N, C, S]` buffers (batch norm with batch
+//! or running statistics; forward and backward) and the per-channel sum. One block per
+//! channel (batch norm) or per `(sample, group)` row (group norm); statistics and
+//! backward sums accumulate in f64, the variance in two passes.
 
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
 use super::device::{elems_cfg, kname, rows_cfg, source, CudaDevice, CudaFloat, CudaResultExt};
-use crate::cpu::norm::BatchNormShape;
+use crate::cpu::norm::{BatchNormShape, GroupNormShape};
 use crate::error::{KernelError, Result};
 
 const SRC: super::device::Source = source!("norm", "src/norm.cu");
@@ -234,4 +235,124 @@ pub fn batch_norm_backward<T: CudaFloat>(
         want.gamma.then_some(gg),
         want.beta.then_some(gb),
     ))
+}
+
+/// Group normalisation forward over a dense `[N, C, S]` buffer: returns the output and
+/// the mean and `invstd = 1 / sqrt(var + eps)` of each `(sample, group)` row (`N *
+/// groups` values, biased variance).
+pub fn group_norm_forward<T: CudaFloat>(
+    dev: &CudaDevice,
+    shape: &GroupNormShape,
+    x: &CudaSlice<T>,
+    gamma: Option<&CudaSlice<T>>,
+    beta: Option<&CudaSlice<T>>,
+    eps: f64,
+) -> Result<(CudaSlice<T>, CudaSlice<T>, CudaSlice<T>)> {
+    const OP: &str = "cuda group_norm_forward";
+    check_eps(OP, eps)?;
+    check(OP, "x", x.len(), shape.len())?;
+    let dummy = dev.zeros::<T>(1)?;
+    let (g, hg) = param(OP, "gamma", gamma, shape.c(), &dummy)?;
+    let (b, hb) = param(OP, "beta", beta, shape.c(), &dummy)?;
+    let rows = shape.rows();
+    let mut y = dev.alloc::<T>(shape.len())?;
+    let mut mean = dev.alloc::<T>(rows)?;
+    let mut invstd = dev.alloc::<T>(rows)?;
+    let f = dev.function(SRC, &kname::<T>("gn_forward"))?;
+    let dims = [rows, shape.row_len(), shape.groups(), shape.s()].map(|v| v as u64);
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&dims[0])
+        .arg(&dims[1])
+        .arg(&dims[2])
+        .arg(&dims[3])
+        .arg(x)
+        .arg(g)
+        .arg(b)
+        .arg(&hg)
+        .arg(&hb)
+        .arg(&eps)
+        .arg(&mut y)
+        .arg(&mut mean)
+        .arg(&mut invstd);
+    // SAFETY: sizes checked above (the shape has no zero size) and the argument list
+    // matches the kernel's signature.
+    unsafe { l.launch(rows_cfg(rows)) }.op(OP)?;
+    Ok((y, mean, invstd))
+}
+
+/// Group normalisation backward given the saved per-row `mean` and `invstd`.
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_backward<T: CudaFloat>(
+    dev: &CudaDevice,
+    shape: &GroupNormShape,
+    x: &CudaSlice<T>,
+    grad_out: &CudaSlice<T>,
+    gamma: Option<&CudaSlice<T>>,
+    mean: &CudaSlice<T>,
+    invstd: &CudaSlice<T>,
+    want: Want,
+) -> Result<NormGradients<T>> {
+    const OP: &str = "cuda group_norm_backward";
+    let (n, c, s, groups, rows) = (
+        shape.n(),
+        shape.c(),
+        shape.s(),
+        shape.groups(),
+        shape.rows(),
+    );
+    check(OP, "x", x.len(), shape.len())?;
+    check(OP, "grad_out", grad_out.len(), shape.len())?;
+    check(OP, "mean", mean.len(), rows)?;
+    check(OP, "invstd", invstd.len(), rows)?;
+    let dummy = dev.zeros::<T>(1)?;
+    let (g, hg) = param(OP, "gamma", gamma, c, &dummy)?;
+    let gx = if want.x {
+        let mut gx = dev.alloc::<T>(shape.len())?;
+        let f = dev.function(SRC, &kname::<T>("gn_backward_x"))?;
+        let dims = [rows, shape.row_len(), groups, s].map(|v| v as u64);
+        let mut l = dev.stream().launch_builder(&f);
+        l.arg(&dims[0])
+            .arg(&dims[1])
+            .arg(&dims[2])
+            .arg(&dims[3])
+            .arg(x)
+            .arg(grad_out)
+            .arg(g)
+            .arg(&hg)
+            .arg(mean)
+            .arg(invstd)
+            .arg(&mut gx);
+        // SAFETY: sizes checked above and the argument list matches the kernel.
+        unsafe { l.launch(rows_cfg(rows)) }.op(OP)?;
+        Some(gx)
+    } else {
+        None
+    };
+    let (gg, gb) = if want.gamma || want.beta {
+        let mut gg = dev.alloc::<T>(if want.gamma { c } else { 1 })?;
+        let mut gb = dev.alloc::<T>(if want.beta { c } else { 1 })?;
+        let f = dev.function(SRC, &kname::<T>("gn_backward_params"))?;
+        let dims = [n, c, s, groups].map(|v| v as u64);
+        let flags = [want.gamma, want.beta].map(u32::from);
+        let mut l = dev.stream().launch_builder(&f);
+        l.arg(&dims[0])
+            .arg(&dims[1])
+            .arg(&dims[2])
+            .arg(&dims[3])
+            .arg(x)
+            .arg(grad_out)
+            .arg(mean)
+            .arg(invstd)
+            .arg(&mut gg)
+            .arg(&mut gb)
+            .arg(&flags[0])
+            .arg(&flags[1]);
+        // SAFETY: sizes checked above; each output is written only when requested, in
+        // which case it holds C elements; the argument list matches the kernel.
+        unsafe { l.launch(rows_cfg(c)) }.op(OP)?;
+        (want.gamma.then_some(gg), want.beta.then_some(gb))
+    } else {
+        (None, None)
+    };
+    Ok((gx, gg, gb))
 }
