@@ -480,12 +480,12 @@ pub(crate) fn where_cond(
 
 /// The layout with the dims where `reduced` is true moved last, as a dense buffer of
 /// `rows x k`, and `k`.
-fn rows_last<T: CudaElement>(
-    s: &CudaStorage,
+fn rows_last<'a, T: CudaElement>(
+    s: &'a CudaStorage,
     l: &Layout,
     reduced: &[bool],
     op: &'static str,
-) -> Result<(CudaSlice<T>, usize)> {
+) -> Result<(Dense<'a, T>, usize)> {
     let src = typed::<T>(s, op)?;
     let perm: Vec<usize> = (0..reduced.len())
         .filter(|&d| !reduced[d])
@@ -496,8 +496,11 @@ fn rows_last<T: CudaElement>(
         .map(|d| l.dims()[d])
         .product();
     let pl = l.permute(&perm)?;
+    if pl.is_contiguous() && pl.offset() == 0 {
+        return Ok((Dense::Borrowed(src), k));
+    }
     let dense = elementwise::copy(&s.dev, src, view(&pl)).map_err(kerr(op, s.device()))?;
-    Ok((dense, k))
+    Ok((Dense::Owned(dense), k))
 }
 
 /// Sum / mean / variance / max / min over the dims where `reduced` is true.
@@ -619,15 +622,87 @@ pub(crate) fn softmax_rows(
     ))
 }
 
+/// A dense buffer from offset 0: the storage itself or a copy.
+enum Dense<'a, T> {
+    Borrowed(&'a CudaSlice<T>),
+    Owned(CudaSlice<T>),
+}
+
+impl<T> std::ops::Deref for Dense<'_, T> {
+    type Target = CudaSlice<T>;
+    fn deref(&self) -> &CudaSlice<T> {
+        match self {
+            Dense::Borrowed(s) => s,
+            Dense::Owned(s) => s,
+        }
+    }
+}
+
 /// A dense buffer with the elements of a view (a copy unless the view is dense from
 /// offset 0).
-fn contiguous_buffer<T: CudaElement>(
-    s: &CudaStorage,
+fn contiguous_buffer<'a, T: CudaElement>(
+    s: &'a CudaStorage,
     l: &Layout,
     op: &'static str,
-) -> Result<CudaSlice<T>> {
+) -> Result<Dense<'a, T>> {
     let src = typed::<T>(s, op)?;
-    elementwise::copy(&s.dev, src, view(l)).map_err(kerr(op, s.device()))
+    if l.is_contiguous() && l.offset() == 0 {
+        return Ok(Dense::Borrowed(src));
+    }
+    let copy = elementwise::copy(&s.dev, src, view(l)).map_err(kerr(op, s.device()))?;
+    Ok(Dense::Owned(copy))
+}
+
+/// How cuBLAS can read the matrices of a `[batch.., rows, cols]` view in place:
+/// whether each is stored transposed, and the stride between consecutive matrices
+/// (0 for a broadcast batch). `None` when the view needs a dense copy.
+fn gemm_view(l: &Layout) -> Option<(bool, usize)> {
+    let (d, s) = (l.dims(), l.strides());
+    let r = d.len();
+    let (rows, cols, rs, cs) = (d[r - 2], d[r - 1], s[r - 2], s[r - 1]);
+    let transposed = if (cs == 1 || cols == 1) && (rs == cols || rows == 1) {
+        false
+    } else if (rs == 1 || rows == 1) && (cs == rows || cols == 1) {
+        true
+    } else {
+        return None;
+    };
+    let batch: Vec<(usize, usize)> = d[..r - 2]
+        .iter()
+        .zip(&s[..r - 2])
+        .filter(|(&n, _)| n != 1)
+        .map(|(&n, &st)| (n, st))
+        .collect();
+    // The batch dims must flatten to one stride: each is its successor's stride times
+    // its successor's size (all 0 for a broadcast batch).
+    if batch.windows(2).any(|w| w[0].1 != w[1].1 * w[1].0) {
+        return None;
+    }
+    let stride = batch.last().map_or(0, |&(_, st)| st);
+    if stride != 0 && stride < rows * cols {
+        // Overlapping matrices: not a layout cuBLAS can be given.
+        return None;
+    }
+    Some((transposed, stride))
+}
+
+/// A gemm operand reading a view in place when possible, else a dense copy.
+fn gemm_operand<'a, T: CudaElement>(
+    s: &'a CudaStorage,
+    l: &Layout,
+    op: &'static str,
+) -> Result<(Dense<'a, T>, usize, bool, usize)> {
+    let r = l.dims().len();
+    let size = l.dims()[r - 2] * l.dims()[r - 1];
+    if let Some((transposed, stride)) = gemm_view(l) {
+        return Ok((
+            Dense::Borrowed(typed::<T>(s, op)?),
+            l.offset(),
+            transposed,
+            stride,
+        ));
+    }
+    Ok((contiguous_buffer::<T>(s, l, op)?, 0, false, size))
 }
 
 // ----- matmul -----
@@ -662,25 +737,31 @@ pub(crate) fn matmul(
         mkn: (usize, usize, usize),
     ) -> Result<std::result::Result<CudaData, KernelError>> {
         let (m, k, n) = mkn;
-        let xa = contiguous_buffer::<T>(a, la, OP)?;
-        let xb = contiguous_buffer::<T>(b, lb, OP)?;
+        let (xa, oa, ta, sa) = gemm_operand::<T>(a, la, OP)?;
+        let (xb, ob, tb, sb) = gemm_operand::<T>(b, lb, OP)?;
         let d = &*a.dev;
         let mut out = match d.zeros::<T>(nb * m * n) {
             Ok(o) => o,
             Err(e) => return Ok(Err(e)),
         };
-        let op = |buf, stride| Operand {
-            buf,
-            offset: 0,
-            transposed: false,
-            batch_stride: stride,
+        let opa = Operand {
+            buf: &xa,
+            offset: oa,
+            transposed: ta,
+            batch_stride: sa,
+        };
+        let opb = Operand {
+            buf: &xb,
+            offset: ob,
+            transposed: tb,
+            batch_stride: sb,
         };
         let o = Output {
             buf: &mut out,
             offset: 0,
             batch_stride: m * n,
         };
-        Ok(gemm(d, nb, (m, n, k), op(&xa, m * k), op(&xb, k * n), 0.0, o).map(|()| T::wrap(out)))
+        Ok(gemm(d, nb, (m, n, k), opa, opb, 0.0, o).map(|()| T::wrap(out)))
     }
     let data = match a.0.dtype() {
         DType::F32 => run::<f32>(a.0, &la, b.0, &lb, nb, (m, k, n))?,
@@ -1580,4 +1661,41 @@ pub(crate) fn index_op(
         },
         plan.out_shape,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(dims: &[usize], strides: &[usize], offset: usize) -> Layout {
+        Layout::new(Shape::from(dims.to_vec()), strides.to_vec(), offset).unwrap()
+    }
+
+    #[test]
+    fn gemm_reads_packed_and_transposed_matrices_in_place() {
+        // Row-major and its transpose.
+        assert_eq!(gemm_view(&layout(&[3, 4], &[4, 1], 0)), Some((false, 0)));
+        assert_eq!(gemm_view(&layout(&[4, 3], &[1, 4], 0)), Some((true, 0)));
+        // A contiguous batch, and a broadcast one.
+        assert_eq!(
+            gemm_view(&layout(&[2, 5, 3, 4], &[60, 12, 4, 1], 7)),
+            Some((false, 12))
+        );
+        assert_eq!(
+            gemm_view(&layout(&[2, 5, 3, 4], &[0, 0, 4, 1], 0)),
+            Some((false, 0))
+        );
+        // Size-1 dims do not constrain strides.
+        assert_eq!(gemm_view(&layout(&[1, 4], &[99, 1], 0)), Some((false, 0)));
+        assert_eq!(
+            gemm_view(&layout(&[2, 1, 3, 4], &[12, 5, 4, 1], 0)),
+            Some((false, 12))
+        );
+        // Strided rows, a half-broadcast batch, and overlapping matrices need a copy.
+        assert_eq!(gemm_view(&layout(&[3, 4], &[8, 1], 0)), None);
+        assert_eq!(gemm_view(&layout(&[3, 2, 3, 4], &[12, 0, 4, 1], 0)), None);
+        assert_eq!(gemm_view(&layout(&[2, 3, 4], &[4, 4, 1], 0)), None);
+        // A matrix broadcast along its rows is not packed either.
+        assert_eq!(gemm_view(&layout(&[3, 4], &[0, 1], 0)), None);
+    }
 }

@@ -175,6 +175,8 @@ pub struct CudaDevice {
     arch: String,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
+    /// The layout description passed to launches whose operands are all dense.
+    empty_info: CudaSlice<u64>,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -231,6 +233,7 @@ impl CudaDevice {
         let (major, minor) = ctx.compute_capability().op(OP)?;
         let stream = ctx.default_stream();
         let blas = CudaBlas::new(Arc::clone(&stream)).op(OP)?;
+        let empty_info = stream.alloc_zeros::<u64>(1).op(OP)?;
         Ok(CudaDevice {
             ordinal,
             ctx,
@@ -239,6 +242,7 @@ impl CudaDevice {
             arch: format!("compute_{major}{minor}"),
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
+            empty_info,
         })
     }
 
@@ -348,15 +352,33 @@ impl CudaDevice {
         Ok(m)
     }
 
-    /// Uploads the `u64` layout description a strided kernel reads (at least one
-    /// element, so the pointer is always valid).
-    pub(crate) fn info(&self, values: &[usize]) -> Result<CudaSlice<u64>> {
-        let v: Vec<u64> = if values.is_empty() {
-            vec![0]
-        } else {
-            values.iter().map(|&x| x as u64).collect()
-        };
-        self.htod(&v)
+    /// The `u64` layout description a strided kernel reads, uploaded; an empty one
+    /// (every operand dense) is a shared one-element buffer, so dense launches copy
+    /// nothing to the device.
+    pub(crate) fn info(&self, values: &[usize]) -> Result<Info<'_>> {
+        if values.is_empty() {
+            return Ok(Info::Shared(&self.empty_info));
+        }
+        let v: Vec<u64> = values.iter().map(|&x| x as u64).collect();
+        Ok(Info::Owned(self.htod(&v)?))
+    }
+}
+
+/// A layout description on the device (see [`CudaDevice::info`]).
+pub(crate) enum Info<'a> {
+    /// The device's shared placeholder (never read: the kernel is told rank 0).
+    Shared(&'a CudaSlice<u64>),
+    /// A freshly uploaded description.
+    Owned(CudaSlice<u64>),
+}
+
+impl Info<'_> {
+    /// The buffer to pass to the kernel.
+    pub(crate) fn slice(&self) -> &CudaSlice<u64> {
+        match self {
+            Info::Shared(s) => s,
+            Info::Owned(s) => s,
+        }
     }
 }
 

@@ -244,7 +244,7 @@ pub fn unary<T: CudaFloat>(
     let mut b = dev.stream().launch_builder(&f);
     b.arg(&n64)
         .arg(&rank)
-        .arg(&info)
+        .arg(info.slice())
         .arg(src)
         .arg(&off)
         .arg(&mut out)
@@ -282,7 +282,7 @@ fn two_input<T: CudaElem>(
     let mut l = dev.stream().launch_builder(&f);
     l.arg(&n64)
         .arg(&rank)
-        .arg(&info)
+        .arg(info.slice())
         .arg(a.0)
         .arg(&ao)
         .arg(b.0)
@@ -344,7 +344,7 @@ pub fn where_cond<M: CudaElem, T: CudaElem>(
     let mut l = dev.stream().launch_builder(&f);
     l.arg(&n64)
         .arg(&rank)
-        .arg(&info)
+        .arg(info.slice())
         .arg(mask.0)
         .arg(&offs[0])
         .arg(on_true.0)
@@ -379,7 +379,7 @@ pub fn cast<S: CudaElem, D: CudaElem>(
     let mut l = dev.stream().launch_builder(&f);
     l.arg(&n64)
         .arg(&rank)
-        .arg(&info)
+        .arg(info.slice())
         .arg(src)
         .arg(&off)
         .arg(&mut out);
@@ -419,7 +419,7 @@ pub fn fill<T: CudaElem>(
     let mut l = dev.stream().launch_builder(&f);
     l.arg(&n64)
         .arg(&rank)
-        .arg(&info)
+        .arg(info.slice())
         .arg(dst)
         .arg(&off)
         .arg(&value);
@@ -463,7 +463,7 @@ pub fn update<T: CudaElem>(
     let mut l = dev.stream().launch_builder(&f);
     l.arg(&n64)
         .arg(&rank)
-        .arg(&info)
+        .arg(info.slice())
         .arg(dst)
         .arg(&doff)
         .arg(src.0)
@@ -583,7 +583,7 @@ pub fn index_copy<T: CudaElem>(
     let mut l = dev.stream().launch_builder(&f);
     l.arg(&n64)
         .arg(&rank)
-        .arg(&info)
+        .arg(info.slice())
         .arg(src)
         .arg(&so)
         .arg(&sds)
