@@ -193,7 +193,8 @@ pub(crate) fn full(
     ) -> Result<CudaData> {
         let e = kerr(op, Device::Cuda(dev.ordinal()));
         let mut s = dev.zeros::<T>(n).map_err(&e)?;
-        if v.to_f64() != 0.0 {
+        // Fresh memory is +0.0; anything else (-0.0 and NaN included) is written.
+        if v.to_f64().to_bits() != 0 {
             let dims = [n];
             elementwise::fill(dev, &mut s, dense_view(&dims, &[1]), v).map_err(&e)?;
         }
