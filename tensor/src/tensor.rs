@@ -173,7 +173,9 @@ impl Tensor {
     /// use tensor::{DType, Device, Tensor};
     /// let t = Tensor::zeros([2, 3], DType::F32, &Device::Cpu).unwrap();
     /// assert_eq!(t.dims(), &[2, 3]);
-    /// assert!(Tensor::zeros([1], DType::F32, &Device::Cuda(0)).is_err());
+    /// // A device that cannot be opened is an error (without the `cuda` feature, every
+    /// // CUDA device is).
+    /// assert!(Tensor::zeros([1], DType::F32, &Device::Cuda(4096)).is_err());
     /// ```
     pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         Self::full_op(shape.into(), 0.0, dtype, device, "zeros")
