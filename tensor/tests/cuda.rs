@@ -301,11 +301,16 @@ fn mixing_devices_is_an_error_naming_both() {
         assert!(msg.contains("cpu") && msg.contains("cuda:0"), "{msg}");
     }
     let idx = Tensor::from_vec(vec![0u32], [1], &dev).unwrap();
-    let e = c
-        .index_add(0, &idx, &g.narrow(0, 0, 1).unwrap())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("cpu") && e.contains("cuda:0"), "{e}");
+    let cpu_idx = Tensor::from_vec(vec![0u32], [1], &Device::Cpu).unwrap();
+    for e in [
+        c.index_add(0, &idx, &g.narrow(0, 0, 1).unwrap())
+            .unwrap_err(),
+        g.index_select(0, &cpu_idx).unwrap_err(),
+        g.gather(0, &cpu_idx).unwrap_err(),
+    ] {
+        let msg = e.to_string();
+        assert!(msg.contains("cpu") && msg.contains("cuda:0"), "{msg}");
+    }
 }
 
 #[test]

@@ -41,6 +41,18 @@ impl Tensor {
         check_range(indices.index_values(op)?, dim, size, op)
     }
 
+    /// Checks that an index tensor is on this tensor's device.
+    fn check_index_device(&self, index: &Tensor, op: &'static str) -> Result<()> {
+        if self.device != index.device {
+            return Err(TensorError::DeviceMismatch {
+                op,
+                lhs: self.device,
+                rhs: index.device,
+            });
+        }
+        Ok(())
+    }
+
     /// Checks that `other` is on this tensor's device and of its dtype.
     fn check_same_kind(&self, other: &Tensor, op: &'static str) -> Result<()> {
         if self.device != other.device {
@@ -78,6 +90,7 @@ impl Tensor {
     pub fn index_select(&self, dim: usize, indices: &Tensor) -> Result<Tensor> {
         const OP: &str = "index_select";
         self.shape().check_dim(dim, OP)?;
+        self.check_index_device(indices, OP)?;
         let idx = Self::checked_indices_1d(indices, dim, self.dims()[dim], OP)?;
         let mut dims = self.dims().to_vec();
         dims[dim] = idx.len();
@@ -139,6 +152,7 @@ impl Tensor {
     /// ```
     pub fn gather(&self, dim: usize, index: &Tensor) -> Result<Tensor> {
         const OP: &str = "gather";
+        self.check_index_device(index, OP)?;
         let idx = self.checked_index_nd(dim, index, None, OP)?;
         let pos = self.index_positions(dim, index.shape())?;
         let sd = self.strides()[dim];
@@ -191,6 +205,7 @@ impl Tensor {
         const OP: &str = "index_add";
         self.shape().check_dim(dim, OP)?;
         self.check_same_kind(source, OP)?;
+        self.check_index_device(indices, OP)?;
         let idx = Self::checked_indices_1d(indices, dim, self.dims()[dim], OP)?;
         let mut expected = self.dims().to_vec();
         expected[dim] = idx.len();
@@ -261,6 +276,7 @@ impl Tensor {
     pub fn scatter_add(&self, dim: usize, index: &Tensor, src: &Tensor) -> Result<Tensor> {
         const OP: &str = "scatter_add";
         self.check_same_kind(src, OP)?;
+        self.check_index_device(index, OP)?;
         let idx = self.checked_index_nd(dim, index, Some(src), OP)?;
         let dense = self.dense_layout();
         // Output positions with the `dim` coordinate zeroed, and the matching sources.
