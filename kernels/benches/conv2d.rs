@@ -17,7 +17,8 @@
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use kernels::cpu::conv2d::{
-    conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dParams, Conv2dShape,
+    conv2d_backward, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dParams,
+    Conv2dShape,
 };
 use std::hint::black_box;
 
@@ -96,6 +97,15 @@ fn bench_layers(c: &mut Criterion) {
                                 Some(&mut gb),
                             )
                             .expect("weight gradient")
+                        })
+                    })
+                });
+                group.bench_function(BenchmarkId::new("bwd_all", &t), |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            let gb = Some(&mut gb[..]);
+                            conv2d_backward(&shape, &x, &w, black_box(&gy), &mut gx, &mut gw, gb)
+                                .expect("all gradients")
                         })
                     })
                 });

@@ -211,6 +211,45 @@ impl Case {
             &gw_bound,
             1e-4,
         );
+
+        // All gradients in one call: the same bits as the separate kernels.
+        check_fused_backward(level, algo, s, &self.x, &self.w, &self.gy, f64::NAN, &ctx);
+        check_fused_backward(level, algo, s, &x, &w, &gy, f32::NAN, &ctx);
+    }
+}
+
+/// `conv2d_backward_with` (input, weight and bias gradients in one call, with and
+/// without bias) gives exactly the bits of `conv2d_backward_input_with` and
+/// `conv2d_backward_weight_with`.
+#[allow(clippy::too_many_arguments)]
+fn check_fused_backward<T: conv2d::ConvScalar + PartialEq + std::fmt::Debug>(
+    level: SimdLevel,
+    algo: Conv2dAlgo,
+    s: &Conv2dShape,
+    x: &[T],
+    w: &[T],
+    gy: &[T],
+    nan: T,
+    ctx: &str,
+) {
+    let mut gx = vec![nan; s.input_len()];
+    conv2d::conv2d_backward_input_with(level, algo, s, gy, w, &mut gx).unwrap();
+    let (mut gw, mut gb) = (vec![nan; s.weight_len()], vec![nan; s.out_channels()]);
+    conv2d::conv2d_backward_weight_with(level, algo, s, x, gy, &mut gw, Some(&mut gb)).unwrap();
+    for with_bias in [true, false] {
+        let (mut fx, mut fw, mut fb) = (
+            vec![nan; s.input_len()],
+            vec![nan; s.weight_len()],
+            vec![nan; s.out_channels()],
+        );
+        let bias = with_bias.then_some(&mut fb[..]);
+        conv2d::conv2d_backward_with(level, algo, s, x, w, gy, &mut fx, &mut fw, bias).unwrap();
+        let what = format!("fused backward (bias {with_bias}) {ctx}");
+        assert_eq!(fx, gx, "grad input of {what}");
+        assert_eq!(fw, gw, "grad weight of {what}");
+        if with_bias {
+            assert_eq!(fb, gb, "grad bias of {what}");
+        }
     }
 }
 
@@ -511,6 +550,22 @@ fn wrong_slice_lengths_are_rejected() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("grad_out has 70 elements"), "{msg}");
+
+    let mut gx = vec![0.0f32; shape.input_len()];
+    let msg = conv2d::conv2d_backward(&shape, &x, &w, &y, &mut gx[1..], &mut gw, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("conv2d_backward: size mismatch: grad_input has 149"),
+        "{msg}"
+    );
+    let msg = conv2d::conv2d_backward(&shape, &x, &w, &y, &mut gx, &mut gw, Some(&mut gb))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("conv2d_backward: size mismatch: grad_bias has 5"),
+        "{msg}"
+    );
 
     let msg = reference::conv2d_forward(&shape, &[0.0; 3], &[0.0; 108], None, &mut [0.0; 72])
         .unwrap_err()

@@ -1,12 +1,12 @@
 //! 2-d convolution (NCHW) through the kernels crate's im2col + gemm kernels.
 
 use kernels::cpu::conv2d::{
-    conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dParams, Conv2dShape,
+    self, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dParams, Conv2dShape,
     ConvScalar,
 };
 use tensor::{DType, Device, Element, Tensor};
 
-use super::slices::{read2, read3};
+use super::slices::{read1, read2, read3};
 use crate::error::{AutogradError, Result};
 use crate::op::Op;
 use crate::var::Var;
@@ -93,6 +93,40 @@ fn backward_weight<T: ConvScalar + Element>(
     Ok((gw, gb))
 }
 
+/// All three gradients in one kernel call (on the CPU the output gradient is
+/// transposed once for both), or the two separate CUDA kernels.
+fn backward_all<T: ConvScalar + Element>(
+    shape: &Conv2dShape,
+    x: &Tensor,
+    w: &Tensor,
+    g: &Tensor,
+    with_bias: bool,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    #[cfg(feature = "cuda")]
+    if g.device().is_cuda() {
+        let gx = backward_input::<T>(shape, g, w)?;
+        let (gw, gb) = backward_weight::<T>(shape, x, g, with_bias)?;
+        return Ok((gx, gw, gb));
+    }
+    let mut gx = tensor::pool::buffer::<T>(shape.input_len());
+    let mut gw = vec![<T as Element>::ZERO; shape.weight_len()];
+    let mut gb = with_bias.then(|| vec![<T as Element>::ZERO; shape.out_channels()]);
+    read2::<T, ()>(x, w, |x, w| {
+        read1::<T, ()>(g, |g| {
+            let gb = gb.as_deref_mut();
+            Ok(conv2d::conv2d_backward(
+                shape, x, w, g, &mut gx, &mut gw, gb,
+            )?)
+        })
+    })?;
+    let gx = Tensor::from_vec(gx, shape.input_dims().to_vec(), &Device::Cpu)?;
+    let gw = Tensor::from_vec(gw, shape.weight_dims().to_vec(), &Device::Cpu)?;
+    let gb = gb
+        .map(|gb| Tensor::from_vec(gb, [shape.out_channels()], &Device::Cpu))
+        .transpose()?;
+    Ok((gx, gw, gb))
+}
+
 /// Conv2d backward: gradients of input, weight and bias (each only if needed).
 pub(crate) fn conv2d_backward(
     shape: &Conv2dShape,
@@ -102,6 +136,15 @@ pub(crate) fn conv2d_backward(
     g: &Tensor,
 ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
     let need_w = weight.requires_grad() || bias.is_some_and(Var::requires_grad);
+    let with_bias = bias.is_some_and(Var::requires_grad);
+    if input.requires_grad() && need_w {
+        let (x, w) = (input.tensor(), weight.tensor());
+        let (gx, gw, gb) = match g.dtype() {
+            DType::F32 => backward_all::<f32>(shape, x, w, g, with_bias)?,
+            _ => backward_all::<f64>(shape, x, w, g, with_bias)?,
+        };
+        return Ok((Some(gx), weight.requires_grad().then_some(gw), gb));
+    }
     let gx = if input.requires_grad() {
         Some(match g.dtype() {
             DType::F32 => backward_input::<f32>(shape, g, weight.tensor())?,

@@ -25,7 +25,8 @@ use std::time::Instant;
 
 use autograd::{no_grad, Var};
 use kernels::cpu::conv2d::{
-    conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dParams, Conv2dShape,
+    conv2d_backward, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dParams,
+    Conv2dShape,
 };
 use lessons::models::{lesson_cnn, Activation, CnnConfig, Init, Norm};
 use nn::init::seeded_rng;
@@ -209,6 +210,19 @@ fn sec_convs(r: &mut Runner) -> AnyResult<()> {
                         &mut gw,
                         Some(&mut gb),
                     )?)
+                },
+                5,
+                30,
+                1.0,
+            )?,
+        );
+        // all three gradients in one call (the peer's `bwd_all`)
+        r.record(
+            format!("convs/{name}/bwd_all"),
+            bench(
+                || {
+                    let gb = Some(&mut gb[..]);
+                    Ok(conv2d_backward(&shape, &x, &w, &gy, &mut gx, &mut gw, gb)?)
                 },
                 5,
                 30,

@@ -1,4 +1,5 @@
-//! Convolution backward passes: the input gradient and the weight (and bias) gradient.
+//! Convolution backward passes: the input gradient, the weight (and bias) gradient, and
+//! both at once.
 
 use rayon::prelude::*;
 
@@ -271,4 +272,112 @@ pub fn conv2d_backward_weight_with<T: ConvScalar>(
         sum_into(gb, wlen);
     }
     Ok(())
+}
+
+/// Gradients of the convolution with respect to its input, weight and (optionally)
+/// bias in one call, at the default SIMD level, overwriting `grad_input`, `grad_weight`
+/// and `grad_bias`.
+///
+/// The same results as [`conv2d_backward_input`] followed by
+/// [`conv2d_backward_weight`] (bit for bit), for less work where the kernel allows: the
+/// batch-in-lanes path transposes each chunk of `grad_out` once for both gradients
+/// instead of once per gradient. Shapes as in those two functions; errors if a slice
+/// length disagrees with `shape`.
+///
+/// ```
+/// use kernels::cpu::conv2d::{conv2d_backward, Conv2dParams, Conv2dShape};
+/// // y0 = w0 x0 + w1 x1, y1 = w0 x1 + w1 x2.
+/// let shape = Conv2dShape::new([1, 1, 1, 3], [1, 1, 1, 2], Conv2dParams::default()).unwrap();
+/// let (mut gx, mut gw, mut gb) = ([0.0f32; 3], [0.0f32; 2], [0.0f32; 1]);
+/// let (x, w, gy) = ([1.0, 2.0, 3.0], [1.0, 2.0], [1.0, 10.0]);
+/// conv2d_backward(&shape, &x, &w, &gy, &mut gx, &mut gw, Some(&mut gb)).unwrap();
+/// assert_eq!((gx, gw, gb), ([1.0, 12.0, 20.0], [21.0, 32.0], [11.0]));
+/// ```
+pub fn conv2d_backward<T: ConvScalar>(
+    shape: &Conv2dShape,
+    input: &[T],
+    weight: &[T],
+    grad_out: &[T],
+    grad_input: &mut [T],
+    grad_weight: &mut [T],
+    grad_bias: Option<&mut [T]>,
+) -> Result<()> {
+    conv2d_backward_at(
+        dispatch::active(),
+        shape,
+        input,
+        weight,
+        grad_out,
+        grad_input,
+        grad_weight,
+        grad_bias,
+    )
+}
+
+/// [`conv2d_backward`] at an explicit SIMD level (clamped to what the CPU supports).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_at<T: ConvScalar>(
+    level: SimdLevel,
+    shape: &Conv2dShape,
+    input: &[T],
+    weight: &[T],
+    grad_out: &[T],
+    grad_input: &mut [T],
+    grad_weight: &mut [T],
+    grad_bias: Option<&mut [T]>,
+) -> Result<()> {
+    conv2d_backward_with(
+        level,
+        Conv2dAlgo::Auto,
+        shape,
+        input,
+        weight,
+        grad_out,
+        grad_input,
+        grad_weight,
+        grad_bias,
+    )
+}
+
+/// [`conv2d_backward`] at an explicit SIMD level with an explicit algorithm (for tests
+/// and benchmarks). With im2col + gemm it runs the two separate backward kernels.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_with<T: ConvScalar>(
+    level: SimdLevel,
+    algo: Conv2dAlgo,
+    shape: &Conv2dShape,
+    input: &[T],
+    weight: &[T],
+    grad_out: &[T],
+    grad_input: &mut [T],
+    grad_weight: &mut [T],
+    mut grad_bias: Option<&mut [T]>,
+) -> Result<()> {
+    const OP: &str = "conv2d_backward";
+    shape.check_input(OP, "input", input.len())?;
+    shape.check_weight(OP, "weight", weight.len())?;
+    shape.check_output(OP, "grad_out", grad_out.len())?;
+    shape.check_input(OP, "grad_input", grad_input.len())?;
+    shape.check_weight(OP, "grad_weight", grad_weight.len())?;
+    if let Some(gb) = grad_bias.as_deref() {
+        shape.check_bias(OP, "grad_bias", gb.len())?;
+    }
+    let clamped = level.clamp_to_supported();
+    if shape.batch() > 0
+        && algo.lanes(shape, clamped)
+        && T::lanes_backward(
+            clamped,
+            shape,
+            input,
+            weight,
+            grad_out,
+            grad_input,
+            grad_weight,
+            grad_bias.as_deref_mut(),
+        )
+    {
+        return Ok(());
+    }
+    conv2d_backward_input_with(level, algo, shape, grad_out, weight, grad_input)?;
+    conv2d_backward_weight_with(level, algo, shape, input, grad_out, grad_weight, grad_bias)
 }

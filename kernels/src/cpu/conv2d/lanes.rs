@@ -375,24 +375,73 @@ pub(super) fn backward_weight(
     grad_weight: &mut [f32],
     grad_bias: Option<&mut [f32]>,
 ) {
+    backward(level, s, input, grad_out, None, grad_weight, grad_bias);
+}
+
+/// The input gradient to compute beside the weight gradient in [`backward`]: the
+/// weight and the `grad_input` to overwrite.
+pub(super) struct InputGrad<'a> {
+    pub weight: &'a [f32],
+    pub grad_input: &'a mut [f32],
+}
+
+/// Weight (and bias) gradient, and the input gradient too when `input_grad` is given;
+/// arguments already validated, `level` clamped.
+///
+/// Each sub-chunk's output gradient is transposed into lanes once and feeds both
+/// kernels, which saves the second transpose that separate [`backward_input`] and
+/// [`backward_weight`] calls pay. The batch is split into one contiguous run of
+/// sub-chunks per thread and the per-thread weight partials are added in run order, so
+/// the weight gradient is the same bit for bit with or without the input gradient, and
+/// the input gradient is the same as [`backward_input`]'s.
+pub(super) fn backward(
+    level: SimdLevel,
+    s: &Conv2dShape,
+    input: &[f32],
+    grad_out: &[f32],
+    input_grad: Option<InputGrad<'_>>,
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+) {
     let g = Geometry::new(s);
     let (n, cout, kk) = (s.batch(), s.out_channels(), g.k);
     let (in_img, out_img) = (s.input_image_len(), s.output_image_len());
     let subs = n.div_ceil(L);
     let threads = subs.min(rayon::current_num_threads()).max(1);
+    let range = |t: usize| (t * subs / threads, (t + 1) * subs / threads);
     // Sub-chunks per kernel call: the lane accumulators are read and written once per
     // call, so several sub-chunks amortise that, within ~512 KiB of scratch.
     let per_call = (131_072 / (g.xp_len + g.gt_len)).clamp(1, 8);
-    let partials: Vec<Vec<f32>> = (0..threads)
-        .into_par_iter()
-        .map(|t| {
-            let (lo, hi) = (t * subs / threads, (t + 1) * subs / threads);
+    let with_gx = input_grad.is_some();
+    // Per thread: its slice of the input gradient (its images), if one is wanted.
+    let (wt, mut gx_runs) = match input_grad {
+        Some(InputGrad { weight, grad_input }) => {
+            let mut runs = Vec::with_capacity(threads);
+            let mut rest = grad_input;
+            for t in 0..threads {
+                let (lo, hi) = range(t);
+                let images = (hi * L).min(n) - lo * L;
+                let (run, tail) = rest.split_at_mut(images * in_img);
+                runs.push(Some(run));
+                rest = tail;
+            }
+            (transpose_weights(s, weight), runs)
+        }
+        None => (Vec::new(), (0..threads).map(|_| None).collect()),
+    };
+    let partials: Vec<Vec<f32>> = gx_runs
+        .par_iter_mut()
+        .enumerate()
+        .map(|(t, gx_run)| {
+            let (lo, hi) = range(t);
             let mut acc = vec![0.0f32; cout * kk * L];
             let mut bias_acc = vec![0.0f32; cout * L];
             for first in (lo..hi).step_by(per_call) {
                 let ng = per_call.min(hi - first);
-                with_scratch(ng * (g.xp_len + g.gt_len), |buf: &mut [f32]| {
-                    let (xps, gts) = buf.split_at_mut(ng * g.xp_len);
+                let gxp_len = if with_gx { g.xp_len } else { 0 };
+                with_scratch(ng * (g.xp_len + g.gt_len) + gxp_len, |buf: &mut [f32]| {
+                    let (xps, rest) = buf.split_at_mut(ng * g.xp_len);
+                    let (gts, gxp) = rest.split_at_mut(ng * g.gt_len);
                     for j in 0..ng {
                         let sub = first + j;
                         let nb = L.min(n - sub * L);
@@ -408,6 +457,12 @@ pub(super) fn backward_weight(
                                     *a += v;
                                 }
                             }
+                        }
+                        if let Some(gx_run) = gx_run.as_deref_mut() {
+                            let gx = &mut gx_run[(sub - lo) * L * in_img..][..nb * in_img];
+                            gxp.fill(0.0);
+                            kernel_backward_input(level, &g, gxp, &wt, gt);
+                            unpack_input(level, s, &g, gxp, nb, gx);
                         }
                     }
                     kernel_backward_weight(level, &g, xps, gts, ng, &mut acc);

@@ -66,8 +66,9 @@ mod params;
 pub mod reference;
 
 pub use backward::{
-    conv2d_backward_input, conv2d_backward_input_at, conv2d_backward_input_with,
-    conv2d_backward_weight, conv2d_backward_weight_at, conv2d_backward_weight_with,
+    conv2d_backward, conv2d_backward_at, conv2d_backward_input, conv2d_backward_input_at,
+    conv2d_backward_input_with, conv2d_backward_weight, conv2d_backward_weight_at,
+    conv2d_backward_weight_with, conv2d_backward_with,
 };
 pub use forward::{conv2d_forward, conv2d_forward_at, conv2d_forward_with};
 pub use params::{Conv2dParams, Conv2dShape};
@@ -122,6 +123,20 @@ mod sealed {
             s: &Conv2dShape,
             input: &[Self],
             grad_out: &[Self],
+            grad_weight: &mut [Self],
+            grad_bias: Option<&mut [Self]>,
+        ) -> bool;
+
+        /// The batch-in-lanes input, weight and bias gradients in one pass (the output
+        /// gradient transposed once), or `false` if this type has none.
+        #[allow(clippy::too_many_arguments)]
+        fn lanes_backward(
+            level: SimdLevel,
+            s: &Conv2dShape,
+            input: &[Self],
+            weight: &[Self],
+            grad_out: &[Self],
+            grad_input: &mut [Self],
             grad_weight: &mut [Self],
             grad_bias: Option<&mut [Self]>,
         ) -> bool;
@@ -182,6 +197,29 @@ mod sealed {
             lanes::backward_weight(level, s, input, grad_out, grad_weight, grad_bias);
             true
         }
+
+        fn lanes_backward(
+            level: SimdLevel,
+            s: &Conv2dShape,
+            input: &[f32],
+            weight: &[f32],
+            grad_out: &[f32],
+            grad_input: &mut [f32],
+            grad_weight: &mut [f32],
+            grad_bias: Option<&mut [f32]>,
+        ) -> bool {
+            let input_grad = lanes::InputGrad { weight, grad_input };
+            lanes::backward(
+                level,
+                s,
+                input,
+                grad_out,
+                Some(input_grad),
+                grad_weight,
+                grad_bias,
+            );
+            true
+        }
     }
 
     impl Sealed for f64 {
@@ -226,6 +264,19 @@ mod sealed {
             _: &Conv2dShape,
             _: &[f64],
             _: &[f64],
+            _: &mut [f64],
+            _: Option<&mut [f64]>,
+        ) -> bool {
+            false
+        }
+
+        fn lanes_backward(
+            _: SimdLevel,
+            _: &Conv2dShape,
+            _: &[f64],
+            _: &[f64],
+            _: &[f64],
+            _: &mut [f64],
             _: &mut [f64],
             _: Option<&mut [f64]>,
         ) -> bool {
