@@ -94,10 +94,13 @@ fn unary_ref(op: UnaryOp, x: f64) -> f64 {
                 x.clamp(min, max)
             }
         }
+        UnaryOp::Affine { mul, add } => x * mul + add,
     }
 }
 
-const UNARY_OPS: [UnaryOp; 12] = [
+/// Every unary op; the affine parameters are exact in f32 and the multiply by a power
+/// of two is exact, so the f32 result is the correctly rounded f64 one.
+const UNARY_OPS: [UnaryOp; 13] = [
     UnaryOp::Neg,
     UnaryOp::Exp,
     UnaryOp::Ln,
@@ -112,6 +115,10 @@ const UNARY_OPS: [UnaryOp; 12] = [
     UnaryOp::Clamp {
         min: -0.5,
         max: 2.0,
+    },
+    UnaryOp::Affine {
+        mul: 0.5,
+        add: -0.375,
     },
 ];
 

@@ -171,6 +171,14 @@ pub enum UnaryOp {
         /// Upper bound (rounded to the element type).
         max: f64,
     },
+    /// `x * mul + add`, a multiply then an add (two roundings, no fused multiply-add,
+    /// so every level and the scalar formula agree bit for bit).
+    Affine {
+        /// Multiplier (rounded to the element type).
+        mul: f64,
+        /// Addend (rounded to the element type).
+        add: f64,
+    },
 }
 
 impl UnaryOp {
@@ -189,6 +197,7 @@ impl UnaryOp {
             UnaryOp::Square => "square",
             UnaryOp::Recip => "recip",
             UnaryOp::Clamp { .. } => "clamp",
+            UnaryOp::Affine { .. } => "affine",
         }
     }
 
@@ -242,6 +251,7 @@ impl UnaryOp {
             UnaryOp::Square => (code::SQUARE, 0.0, 0.0),
             UnaryOp::Recip => (code::RECIP, 0.0, 0.0),
             UnaryOp::Clamp { min, max } => (code::CLAMP, min, max),
+            UnaryOp::Affine { mul, add } => (code::AFFINE, mul, add),
         }
     }
 }
@@ -262,6 +272,7 @@ mod code {
     pub const SQUARE: u8 = 9;
     pub const RECIP: u8 = 10;
     pub const CLAMP: u8 = 11;
+    pub const AFFINE: u8 = 12;
 
     pub const ADD: u8 = 0;
     pub const SUB: u8 = 1;
@@ -277,7 +288,8 @@ mod code {
     pub const SIGMOID_BACKWARD: u8 = 4;
 }
 
-/// A unary op on one vector; `p`, `q` are its parameters (slope, clamp bounds).
+/// A unary op on one vector; `p`, `q` are its parameters (slope, clamp bounds, affine
+/// multiplier and addend).
 #[inline(always)]
 fn unary_vector<S: Simd>(s: S, op: u8, x: S::V, p: S::V, q: S::V) -> S::V {
     match op {
@@ -293,6 +305,7 @@ fn unary_vector<S: Simd>(s: S, op: u8, x: S::V, p: S::V, q: S::V) -> S::V {
         code::LEAKY_RELU => s.select(s.lt(x, s.splat(S::E::ZERO)), s.mul(x, p), x),
         code::SQUARE => s.mul(x, x),
         code::RECIP => s.div(s.splat(S::E::ONE), x),
+        code::AFFINE => s.add(s.mul(x, p), q),
         // min(hi, x) and max(lo, ..) return their second operand when it is NaN.
         _ => s.max(p, s.min(q, x)), // code::CLAMP
     }
@@ -347,6 +360,9 @@ impl<T: Float> WithSimd<T> for UnaryKernel<T> {
                 UnaryOp::Recip => map1(s, x, out, n, UnaryFn::<S::V, { code::RECIP }> { p, q }),
                 UnaryOp::Clamp { .. } => {
                     map1(s, x, out, n, UnaryFn::<S::V, { code::CLAMP }> { p, q })
+                }
+                UnaryOp::Affine { .. } => {
+                    map1(s, x, out, n, UnaryFn::<S::V, { code::AFFINE }> { p, q })
                 }
             }
         }

@@ -120,7 +120,7 @@ pub(crate) fn unary_cpu<T: FloatElement>(
         }
         UnaryOp::Affine { mul, add } => {
             let (m, b) = (T::from_f64(mul), T::from_f64(add));
-            Ok(map::map1(a, la, |x: T| x * m + b))
+            map::unary_runs(K::Affine { mul, add }, |x: T| x * m + b, a, la)
         }
         UnaryOp::Powf(e) => {
             let e = T::from_f64(e);
