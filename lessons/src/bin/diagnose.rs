@@ -40,6 +40,7 @@ use clap::Parser;
 use data::fashion_mnist::FashionMnist;
 use data::loader::{DataLoader, Normalize};
 use diagnostics::activations::ActivationConfig;
+use diagnostics::format::{format_number, Num};
 use lessons::models::{lesson_cnn, Activation, CnnConfig, Init, Norm};
 use lessons::watch::{fit_watched, write_run, WatchOptions, Watched};
 use lessons::Result;
@@ -188,7 +189,7 @@ struct Ctx {
 /// One line of the summary table.
 struct Row {
     stage: String,
-    /// The learning rate as the table shows it (`"0.2"`, `"2 (peak)"`, `"sweep"`).
+    /// The learning rate as the table shows it (`"0.2"`, `"2 (peak)"`, `"sweep 1e-7..10"`).
     lr: String,
     train_loss: Option<f64>,
     valid_loss: Option<f64>,
@@ -406,12 +407,12 @@ impl Ctx {
         let lr = self.lr(stage);
         let mut learn = self.learner(model, lr, self.args.batch_size, normalise)?;
         let mut title = format!("{stage}: lr {lr}");
-        let mut lr_cell = lr.to_string();
+        let mut lr_cell = Num(lr).to_string();
         if one_cycle {
             let (lr_schedule, _momentum) = train::schedule::one_cycle(lr, 0.3);
             learn.add_callback(ParamScheduler::new(lr_schedule));
             title = format!("{stage}: one-cycle to lr {lr}");
-            lr_cell = format!("{lr} (peak)");
+            lr_cell = format!("{} (peak)", Num(lr));
         }
         let watched = fit_watched(&mut learn, &self.watch_options(self.args.max_batches))?;
         self.finish(stage, &lr_cell, &title, watched)
@@ -502,7 +503,7 @@ impl Ctx {
                 let mut learn = self.learner(model, lr, self.args.batch_size, true)?;
                 let watched = fit_watched(&mut learn, &self.watch_options(self.args.max_batches))?;
                 let title = format!("{name}: lr {lr}");
-                self.finish(&name, &lr.to_string(), &title, watched)
+                self.finish(&name, &Num(lr).to_string(), &title, watched)
             })();
             if let Err(e) = run {
                 eprintln!("{name} failed: {e}");
@@ -566,12 +567,13 @@ impl Ctx {
         let mut row = Row::failed(
             "lr-find",
             format!(
-                "suggested lr {:.4} (min at {:.4})",
-                found.suggested_lr, found.lr_at_min
+                "suggested lr {} (min at {})",
+                Num(found.suggested_lr),
+                Num(found.lr_at_min)
             ),
         );
         row.seconds = seconds;
-        row.lr = format!("sweep {}..{}", config.start_lr, config.end_lr);
+        row.lr = format!("sweep {}..{}", Num(config.start_lr), Num(config.end_lr));
         self.rows.push(row);
         Ok(())
     }
@@ -605,7 +607,7 @@ impl Ctx {
                 opts.epochs = 1;
                 let watched = fit_watched(&mut learn, &opts)?;
                 let title = format!("{name}: batch size 2, lr {lr}");
-                self.finish(name, &lr.to_string(), &title, watched)
+                self.finish(name, &Num(lr).to_string(), &title, watched)
             })();
             if let Err(e) = run {
                 eprintln!("{name} failed: {e}");
@@ -636,7 +638,9 @@ impl Ctx {
             "| stage | lr | train loss | valid loss | valid acc | dead fraction per activation layer | verdicts | status | time (s) |"
         );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
-        let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+        // Significant digits, in scientific notation for huge or tiny values.
+        let f =
+            |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format_number(v, digits));
         for r in &self.rows {
             let dead = if r.dead.is_empty() {
                 "-".to_string()
@@ -652,8 +656,8 @@ impl Ctx {
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
                 r.stage,
                 r.lr,
-                f(r.train_loss, 4),
-                f(r.valid_loss, 4),
+                f(r.train_loss, 5),
+                f(r.valid_loss, 5),
                 f(r.valid_acc, 4),
                 dead,
                 r.verdicts,
