@@ -22,7 +22,7 @@
 //!    size 2 (lr 0.4).
 //!
 //! Each stage has its own default learning rate, the lesson's for that net (see
-//! [`default_lr`]): the nets without normalisation diverge at the baseline's 0.6 on the
+//! `default_lr`): the nets without normalisation diverge at the baseline's 0.6 on the
 //! full data set. `--lr` sets one rate for every stage instead (the one-cycle stage's
 //! peak included); the summary table has an `lr` column either way.
 //!
