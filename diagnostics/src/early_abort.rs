@@ -23,6 +23,7 @@ use std::fmt;
 
 use crate::activations::{ActivationLog, ActivationRecord, Pass};
 use crate::error::{DiagError, Result};
+use crate::format::Num;
 
 /// Default of [`EarlyAbortConfig::warmup`].
 pub const WARMUP_RECORDS: usize = 3;
@@ -126,17 +127,17 @@ impl fmt::Display for AbortReason {
                 std,
             } => write!(
                 f,
-                "layer {:?}: activation variance spiked to {:.0}x its start (std {:.3} -> {:.3} at \
-                 batch {}) and then collapsed to {:.4}x its peak (std {:.3} at batch {}); the \
+                "layer {:?}: activation variance spiked to {:.3}x its start (std {:.3} -> {:.3} at \
+                 batch {}) and then collapsed to {:.3}x its peak (std {:.3} at batch {}); the \
                  network has blown up and its units are dying: stop, then lower the learning rate \
                  or fix the initialisation (Kaiming init, normalised inputs, BatchNorm)",
                 self.layer,
-                (peak_std / baseline_std).powi(2),
-                baseline_std,
-                peak_std,
+                Num((peak_std / baseline_std).powi(2)),
+                Num(*baseline_std),
+                Num(*peak_std),
                 peak_call,
-                (std / peak_std).powi(2),
-                std,
+                Num((std / peak_std).powi(2)),
+                Num(*std),
                 self.call
             ),
             AbortCause::NonFinite { count } => write!(

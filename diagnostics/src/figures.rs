@@ -30,6 +30,7 @@ use plots::{
 
 use crate::activations::{ActivationLog, ActivationRecord, Pass};
 use crate::error::Result;
+use crate::format::Num;
 use crate::gradients::GradientLog;
 use crate::health::thresholds::{BOUNDED_SLACK, DEAD_FRACTION, FINAL_STRETCH, SATURATED_FRACTION};
 use crate::histogram::fold_outliers;
@@ -356,8 +357,10 @@ pub fn gradient_histograms(log: &GradientLog) -> Option<HistogramOverlay> {
             .push(
                 Histogram::from_range(p.label(), h.spec.lo, h.spec.hi, h.counts.clone()).stats(
                     format!(
-                        "mean {:+.2e}, std {:.2e}, grad:data {:.2e}",
-                        h.record.grad_mean, h.record.grad_std, h.record.grad_data
+                        "mean {:+.3}, std {:.3}, grad:data {:.3}",
+                        Num(h.record.grad_mean),
+                        Num(h.record.grad_std),
+                        Num(h.record.grad_data)
                     ),
                 ),
             );

@@ -14,6 +14,8 @@
 //!   [`TrainingLog::write_all_plots`].
 //! - [`health`]: the [`HealthReport`](health::HealthReport), verdicts per layer with
 //!   the figure that triggered them and the usual remedy, as a struct and markdown.
+//! - [`format`]: how every report writes numbers (scientific notation outside
+//!   `[1e-3, 1e5)`).
 //! - [`early_abort`]: the rule that stops a run whose activation variance spikes and
 //!   collapses; [`callbacks`] (feature `learner`) drives all of it from a
 //!   `train::Learner`.
@@ -80,6 +82,7 @@ pub mod callbacks;
 pub mod early_abort;
 pub mod error;
 pub mod figures;
+pub mod format;
 pub mod gradients;
 pub mod health;
 pub mod histogram;

@@ -143,6 +143,71 @@ fn diagnose_is_reproducible_for_a_seed_and_thread_count() {
     assert_eq!(a, table("repro-b"));
 }
 
+/// The `lr` cell of each row of a `summary.md`, by stage.
+fn lr_cells(summary: &str) -> Vec<(String, String)> {
+    summary
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| stage"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].to_string(), cells[2].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn diagnose_uses_each_stages_lr_unless_lr_is_given() {
+    let summary = |name: &str, extra: &[&str]| {
+        let dir = temp_dir(name);
+        let mut args = vec![
+            "--subset",
+            "--stages",
+            "baseline,kaiming,one-cycle,small-batch",
+            "--max-batches",
+            "2",
+            "--threads",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(env!("CARGO_BIN_EXE_diagnose"), &args);
+        let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        summary
+    };
+    let defaults = summary("lr-defaults", &[]);
+    assert!(
+        defaults.contains("| stage | lr | train loss |"),
+        "no lr column in:\n{defaults}"
+    );
+    let expected = [
+        ("baseline", "0.6"),
+        ("kaiming", "0.2"),
+        ("one-cycle", "2 (peak)"),
+        ("small-batch-batchnorm", "0.4"),
+        ("small-batch-batchnorm-eps0.1", "0.4"),
+        ("small-batch-runningbatchnorm", "0.4"),
+    ];
+    let want: Vec<(String, String)> = expected
+        .iter()
+        .map(|(s, l)| (s.to_string(), l.to_string()))
+        .collect();
+    assert_eq!(lr_cells(&defaults), want, "in:\n{defaults}");
+
+    let overridden = summary("lr-override", &["--lr", "0.05"]);
+    let cells = lr_cells(&overridden);
+    assert_eq!(cells.len(), expected.len(), "in:\n{overridden}");
+    for (stage, lr) in cells {
+        let want = if stage == "one-cycle" {
+            "0.05 (peak)"
+        } else {
+            "0.05"
+        };
+        assert_eq!(lr, want, "stage {stage} in:\n{overridden}");
+    }
+}
+
 #[test]
 fn diagnose_rejects_an_unknown_stage() {
     let out = Command::new(env!("CARGO_BIN_EXE_diagnose"))

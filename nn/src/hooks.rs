@@ -35,7 +35,7 @@
 //! # }
 //! ```
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use autograd::op::CustomBackward;
@@ -53,7 +53,10 @@ pub struct HookContext<'a> {
     pub path: &'a str,
     /// The module's kind, e.g. `"Conv2d"`.
     pub kind: &'static str,
-    /// Whether the module was in training mode for this call.
+    /// Whether the module was in training mode for this call: `false` after
+    /// [`ModuleExt::eval`](crate::ModuleExt::eval) or `set_training(false)` on the
+    /// module or a container above it, for every module (stateless ones such as
+    /// Conv2d and ReLU included), `true` again after `train()`.
     pub training: bool,
 }
 
@@ -143,15 +146,42 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The hook registry every module owns.
+///
+/// It also holds the module's train/eval mode, so that every module has one (the
+/// default [`Module::is_training`] and [`Module::set_own_training`] read and write
+/// it) and hooks are told the mode a module was called in
+/// ([`HookContext::training`]). A new registry is in training mode.
 #[derive(Default)]
 pub struct Hooks {
     registry: Arc<Registry>,
+    /// Evaluation mode (`false`, the default, is training mode).
+    eval: AtomicBool,
 }
 
 impl Hooks {
-    /// An empty registry.
+    /// An empty registry, in training mode.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether the owning module is in training mode (what the default
+    /// [`Module::is_training`] returns).
+    ///
+    /// ```
+    /// use nn::hooks::Hooks;
+    /// let hooks = Hooks::new();
+    /// assert!(hooks.is_training());
+    /// hooks.set_training(false);
+    /// assert!(!hooks.is_training());
+    /// ```
+    pub fn is_training(&self) -> bool {
+        !self.eval.load(Ordering::Relaxed)
+    }
+
+    /// Switches the owning module between training (`true`) and evaluation (what the
+    /// default [`Module::set_own_training`] does).
+    pub fn set_training(&self, training: bool) {
+        self.eval.store(!training, Ordering::Relaxed);
     }
 
     /// Whether no hook is registered (the fast path of [`Module::forward`]).

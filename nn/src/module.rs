@@ -55,12 +55,20 @@ pub trait Module: Send + Sync {
     }
 
     /// Switches this module (not its children) between training and evaluation.
-    /// Modules whose behaviour differs (BatchNorm, Dropout) override it.
-    fn set_own_training(&self, _training: bool) {}
+    ///
+    /// The mode is kept in the module's [`Hooks`], so every module has one: layers
+    /// whose computation depends on it (BatchNorm, Dropout) read
+    /// [`is_training`](Module::is_training), and hooks see it as
+    /// [`HookContext::training`](crate::hooks::HookContext::training). Use
+    /// [`ModuleExt::set_training`], [`train`](ModuleExt::train) or
+    /// [`eval`](ModuleExt::eval) to switch a whole tree.
+    fn set_own_training(&self, training: bool) {
+        self.hooks().set_training(training);
+    }
 
-    /// Whether the module is in training mode (true for modules without a mode).
+    /// Whether the module is in training mode (the mode of a new module).
     fn is_training(&self) -> bool {
-        true
+        self.hooks().is_training()
     }
 
     /// One line describing the module's configuration, e.g. `"784 -> 128, bias"`.
@@ -121,6 +129,34 @@ pub trait ModuleExt: Module {
         Self: Sized,
     {
         set_training_of(self, training)
+    }
+
+    /// Switches the whole tree to training mode (PyTorch's `model.train()`).
+    fn train(&self)
+    where
+        Self: Sized,
+    {
+        set_training_of(self, true)
+    }
+
+    /// Switches the whole tree to evaluation mode (PyTorch's `model.eval()`):
+    /// BatchNorm uses its running statistics, Dropout passes its input through, and
+    /// hooks see `training == false`.
+    ///
+    /// ```
+    /// use nn::layers::{Relu, Sequential};
+    /// use nn::{Module, ModuleExt};
+    /// let model = Sequential::new(vec![Box::new(Relu::new())]);
+    /// model.eval();
+    /// assert!(model.named_modules().iter().all(|m| !m.module.is_training()));
+    /// model.train();
+    /// assert!(model.layers()[0].is_training());
+    /// ```
+    fn eval(&self)
+    where
+        Self: Sized,
+    {
+        set_training_of(self, false)
     }
 
     /// Clears the accumulated gradient of every parameter.

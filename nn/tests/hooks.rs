@@ -217,3 +217,116 @@ fn backward_hooks_on_a_layer_fed_with_data_get_no_input_gradient() {
     assert_eq!(*seen.lock().unwrap(), vec![true, true, true, false]);
     drop(hooks);
 }
+
+/// Each hook's `(path, training)` per call, for every module of the tree.
+fn mode_log(
+    model: &Sequential,
+    log: &Arc<Mutex<Vec<(String, bool)>>>,
+) -> HookCollection<impl nn::hooks::ForwardHook> {
+    HookCollection::forward(model, &ModuleFilter::All, |_, _| {
+        let log = log.clone();
+        move |ctx: &HookContext<'_>, _: &Tensor, _: &Tensor| {
+            log.lock()
+                .unwrap()
+                .push((ctx.path.to_string(), ctx.training))
+        }
+    })
+}
+
+#[test]
+fn forward_hooks_see_the_mode_the_module_was_called_in() {
+    let model = mlp();
+    let log: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let _hooks = mode_log(&model, &log);
+    let paths = ["0", "1", "2", "3", ""];
+    let expect = |training: bool| -> Vec<(String, bool)> {
+        paths.iter().map(|p| (p.to_string(), training)).collect()
+    };
+    model.forward(&batch()).unwrap();
+    assert_eq!(*log.lock().unwrap(), expect(true), "a new model trains");
+
+    log.lock().unwrap().clear();
+    model.eval();
+    model.forward(&batch()).unwrap();
+    assert_eq!(
+        *log.lock().unwrap(),
+        expect(false),
+        "after eval() every module, stateless children and the Sequential included, says so"
+    );
+
+    log.lock().unwrap().clear();
+    model.train();
+    model.forward(&batch()).unwrap();
+    assert_eq!(*log.lock().unwrap(), expect(true), "train() switches back");
+
+    // A child switched on its own reports its own mode; the others keep theirs.
+    log.lock().unwrap().clear();
+    model.layers()[1].set_own_training(false);
+    model.forward(&batch()).unwrap();
+    let seen = log.lock().unwrap().clone();
+    assert_eq!(seen[1], ("1".to_string(), false));
+    assert!(
+        seen.iter().filter(|(p, _)| p != "1").all(|(_, t)| *t),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn backward_hooks_see_the_mode_too() {
+    let model = mlp();
+    let seen: Arc<Mutex<Vec<bool>>> = Arc::default();
+    let _hooks = HookCollection::backward(&model, &ModuleFilter::Leaves, |_, _| {
+        let seen = seen.clone();
+        move |ctx: &HookContext<'_>, _: &Tensor, _: Option<&Tensor>| {
+            seen.lock().unwrap().push(ctx.training)
+        }
+    });
+    let x = Var::parameter(batch().tensor().clone());
+    model
+        .forward(&x)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    model.eval();
+    model
+        .forward(&x)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert!(
+        seen[..4].iter().all(|&t| t) && seen[4..].iter().all(|&t| !t),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn layers_with_a_mode_of_their_own_follow_eval_through_a_sequential() {
+    let mut rng = seeded_rng(1);
+    let model = Sequential::new(vec![
+        Box::new(Linear::new(4, 3, true, DType::F64, &mut rng).unwrap()),
+        Box::new(nn::layers::BatchNorm::new_1d(3, 0.1, 1e-5, DType::F64).unwrap()),
+        Box::new(nn::layers::Dropout::new(0.5, 7).unwrap()),
+    ]);
+    let log: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let _hooks = mode_log(&model, &log);
+    model.eval();
+    assert!(model
+        .named_modules()
+        .iter()
+        .all(|m| !m.module.is_training()));
+    let x = batch();
+    // In eval mode Dropout is the identity and BatchNorm uses its running statistics
+    // (mean 0, var 1 at the start), so two calls agree exactly.
+    let a = model.forward(&x).unwrap().tensor().to_vec::<f64>().unwrap();
+    let b = model.forward(&x).unwrap().tensor().to_vec::<f64>().unwrap();
+    assert_eq!(a, b);
+    assert!(log.lock().unwrap().iter().all(|(_, t)| !t));
+    model.train();
+    assert!(model.named_modules().iter().all(|m| m.module.is_training()));
+}

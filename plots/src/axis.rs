@@ -224,6 +224,7 @@ impl Ranged for Coord {
                 // (mirrored back when flipped, which keeps them round).
                 let unflipped = RangedCoordf64::from(self.range.clone());
                 let mut points = unflipped.key_points(hint);
+                snap_to_zero(&mut points, self.range.end - self.range.start);
                 if self.integral {
                     points.retain(|v| v.fract() == 0.0);
                 }
@@ -240,6 +241,32 @@ impl Ranged for Coord {
 impl ValueFormatter<f64> for Coord {
     fn format(value: &f64) -> String {
         format_tick(*value)
+    }
+}
+
+/// Ticks closer to zero than this fraction of the tick step are zero.
+const ZERO_SNAP: f64 = 1e-9;
+
+/// Sets to exactly `0.0` every tick within [`ZERO_SNAP`] of a step of zero.
+///
+/// Plotters places linear ticks at `first + i * step` in floating point, so the tick
+/// meant to be zero can come out as `-1.4e-17` or `-2.2e-16` and be labelled so. A
+/// real tick is a whole step away from its neighbours, so nothing but a rounding
+/// error lies that close to zero. The step is the smallest gap between neighbouring
+/// ticks, or `span` (the axis range) when there is a single tick.
+fn snap_to_zero(points: &mut [f64], span: f64) {
+    let step = points
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .filter(|gap| *gap > 0.0)
+        .fold(span.abs(), f64::min);
+    if !step.is_finite() {
+        return;
+    }
+    for v in points.iter_mut() {
+        if v.abs() <= step * ZERO_SNAP {
+            *v = 0.0;
+        }
     }
 }
 
@@ -267,6 +294,49 @@ mod tests {
         assert_eq!(format_tick(1e-4), "1e-4");
         assert_eq!(format_tick(2.5e5), "2.5e5");
         assert_eq!(format_tick(12345.0), "12345");
+    }
+
+    #[test]
+    fn ticks_within_a_tiny_fraction_of_a_step_of_zero_are_zero() {
+        let mut points = vec![-0.5, -2.220446049250313e-16, 0.5, 1.0];
+        snap_to_zero(&mut points, 2.0);
+        assert_eq!(points, vec![-0.5, 0.0, 0.5, 1.0]);
+        assert!(points[1].is_sign_positive(), "snapped to +0, not -0");
+        // Relative to the step: with ticks 1e-12 apart, 1e-12 is a real tick and stays.
+        let mut small = vec![-1e-12, 0.0, 1e-12, 2e-12];
+        snap_to_zero(&mut small, 4e-12);
+        assert_eq!(small, vec![-1e-12, 0.0, 1e-12, 2e-12]);
+        // A lone tick is judged against the axis span.
+        let mut lone = vec![3e-17];
+        snap_to_zero(&mut lone, 0.1);
+        assert_eq!(lone, vec![0.0]);
+        let mut far = vec![1e-3];
+        snap_to_zero(&mut far, 0.1);
+        assert_eq!(far, vec![1e-3]);
+    }
+
+    #[test]
+    fn an_axis_across_zero_labels_its_zero_tick_0() {
+        // Plotters places the middle tick of these axes at -1.39e-17 and 6.9e-18.
+        for (lo, hi, hint) in [
+            (-0.104, -0.104 + 3.0 * 0.071, 5usize),
+            (-0.104, -0.104 + 3.0 * 0.071, 12),
+            (-0.052, -0.052 + 3.0 * 0.071, 12),
+            (-1.0, 1.0, 10),
+        ] {
+            let points = Coord::new(Scale::Linear, lo, hi).key_points(hint);
+            assert!(points.contains(&0.0), "{lo}..{hi}: {points:?}");
+            assert!(
+                points.iter().all(|&v| v == 0.0 || v.abs() > 1e-6),
+                "{lo}..{hi}: {points:?}"
+            );
+            let labels: Vec<String> = points.iter().map(|&v| format_tick(v)).collect();
+            assert!(labels.iter().any(|l| l == "0"), "{labels:?}");
+            assert!(labels.iter().all(|l| !l.contains("e-1")), "{labels:?}");
+        }
+        // Flipped axes use the same ticks.
+        let flipped = Coord::flipped(-0.104, -0.104 + 3.0 * 0.071).key_points(5usize);
+        assert!(flipped.contains(&0.0), "{flipped:?}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use tensor::{DType, Device, Tensor};
 
 use crate::error::{DiagError, Result};
+use crate::format::Num;
 use crate::histogram::HistogramSpec;
 
 use super::log::{layer_label, ActivationRecord};
@@ -38,8 +39,8 @@ impl SnapshotLayer {
     pub fn stat_line(&self) -> String {
         format!(
             "mean {:+.2}, std {:.2}, saturated {:.1}%",
-            self.record.mean,
-            self.record.std,
+            Num(self.record.mean),
+            Num(self.record.std),
             100.0 * self.record.saturated
         )
     }

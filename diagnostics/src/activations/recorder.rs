@@ -45,9 +45,9 @@ impl Store {
 
     /// Handles one forward call of layer `layer`.
     fn observe(&mut self, layer: usize, ctx: &HookContext<'_>, output: &Tensor) {
-        // Stateless modules (Conv2d, ReLU) report `training = true` in any mode, so
-        // without an explicit pass a call is a training call only when gradients are
-        // being recorded too (validation runs under `no_grad`).
+        // Without an explicit pass, a call is a training call when the module is in
+        // training mode and gradients are being recorded: a forward in training mode
+        // under `no_grad` (an LSUV probe, a model summary) trains nothing.
         let pass = self
             .pass_override
             .unwrap_or_else(|| Pass::from_training(ctx.training && autograd::is_grad_enabled()));

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::activations::{ActivationLog, ActivationRecord, LayerActivations, Pass};
 use crate::atomic::write_atomic;
 use crate::error::Result;
+use crate::format::Num;
 use crate::gradients::GradientLog;
 use crate::losses::{expected_initial_loss, LossLog};
 use crate::training_log::TrainingLog;
@@ -220,8 +221,11 @@ fn layer_verdicts(
                         finding,
                         subject,
                         format!(
-                            "std {:.3e} at the first batch is {ratio:.3}x that of the first watched layer {ref_label} ({ref_std:.3e}) (threshold {threshold}x)",
-                            s.first_std
+                            "std {} at the first batch is {:.3}x that of the first watched layer {ref_label} ({}) (threshold {}x)",
+                            Num(s.first_std),
+                            Num(ratio),
+                            Num(*ref_std),
+                            Num(threshold)
                         ),
                         ratio,
                         threshold,
@@ -235,8 +239,12 @@ fn layer_verdicts(
                 Finding::ExplodingOverTime,
                 subject,
                 format!(
-                    "std rose from {:.3e} at the start to {:.3e} at batch {} ({ratio:.1}x; threshold {}x)",
-                    s.start_std, s.peak_std.0, s.peak_std.1, th.time_explode
+                    "std rose from {} at the start to {} at batch {} ({:.3}x; threshold {}x)",
+                    Num(s.start_std),
+                    Num(s.peak_std.0),
+                    s.peak_std.1,
+                    Num(ratio),
+                    Num(th.time_explode)
                 ),
                 ratio,
                 th.time_explode,
@@ -248,8 +256,12 @@ fn layer_verdicts(
                 Finding::CollapsingOverTime,
                 subject,
                 format!(
-                    "std fell to {:.3e} over the last {stretch} of training, {ratio:.4}x its peak {:.3e} at batch {} (threshold {}x)",
-                    s.final_std, s.peak_std.0, s.peak_std.1, th.time_collapse
+                    "std fell to {} over the last {stretch} of training, {:.3}x its peak {} at batch {} (threshold {}x)",
+                    Num(s.final_std),
+                    Num(ratio),
+                    Num(s.peak_std.0),
+                    s.peak_std.1,
+                    Num(th.time_collapse)
                 ),
                 ratio,
                 th.time_collapse,
@@ -320,7 +332,9 @@ fn param_verdicts(log: &GradientLog, th: &Thresholds, out: &mut Vec<Verdict>) ->
         let label = p.label();
         let evidence = |threshold: f64| {
             format!(
-                "median log10 update:data {med:.2} over the last {window} of {n} recorded steps (threshold {threshold}; aim for about -3)"
+                "median log10 update:data {:.3} over the last {window} of {n} recorded steps (threshold {}; aim for about -3)",
+                Num(med),
+                Num(threshold)
             )
         };
         if med < th.update_low_log10 {
@@ -373,7 +387,7 @@ fn loss_verdicts(
             finding: Finding::NonFinite,
             severity: Severity::Critical,
             subject: "loss".to_string(),
-            evidence: format!("training loss {value} at step {step}"),
+            evidence: format!("training loss {} at step {step}", Num(value)),
             value,
             threshold: 0.0,
         });
@@ -388,7 +402,11 @@ fn loss_verdicts(
             Finding::InitialLoss,
             "loss",
             format!(
-                "first training loss {first:.3} vs ln({classes}) = {expected:.3} for a uniform guess ({ratio:.2}x; threshold {th}x either way)"
+                "first training loss {} vs ln({classes}) = {} for a uniform guess ({:.3}x; threshold {}x either way)",
+                Num(first),
+                Num(expected),
+                Num(ratio),
+                Num(th)
             ),
             ratio,
             th,
@@ -493,13 +511,13 @@ impl HealthReport {
                 };
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {:.3e} | {:.3e} ({}) | {:.3e} | {} | {} | {} |",
+                    "| {} | {} | {} | {} ({}) | {} | {} | {} | {} |",
                     s.label,
                     s.records,
-                    s.start_std,
-                    s.peak_std.0,
+                    Num(s.start_std),
+                    Num(s.peak_std.0),
                     s.peak_std.1,
-                    s.final_std,
+                    Num(s.final_std),
                     pct(s.final_near_zero),
                     pct(s.final_dead),
                     saturated
@@ -514,8 +532,11 @@ impl HealthReport {
             for p in &self.params {
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {:.2} | {:.3e} |",
-                    p.label, p.steps, p.median_update_log10, p.last_grad_data
+                    "| {} | {} | {:.3} | {} |",
+                    p.label,
+                    p.steps,
+                    Num(p.median_update_log10),
+                    Num(p.last_grad_data)
                 );
             }
             let _ = writeln!(md);
@@ -525,7 +546,9 @@ impl HealthReport {
             Some((first, expected)) => {
                 let _ = writeln!(
                     md,
-                    "- first training loss {first:.4} (a uniform guess gives {expected:.4})"
+                    "- first training loss {:.5} (a uniform guess gives {:.5})",
+                    Num(first),
+                    Num(expected)
                 );
             }
             None => {
@@ -536,10 +559,10 @@ impl HealthReport {
             }
         }
         if let Some(l) = self.final_losses.0 {
-            let _ = writeln!(md, "- last training loss {l:.4}");
+            let _ = writeln!(md, "- last training loss {:.5}", Num(l));
         }
         if let Some(l) = self.final_losses.1 {
-            let _ = writeln!(md, "- last validation loss {l:.4}");
+            let _ = writeln!(md, "- last validation loss {:.5}", Num(l));
         }
         let _ = writeln!(md);
         if !figures.is_empty() {
@@ -562,15 +585,15 @@ impl HealthReport {
              first loss beyond {}x of ln(classes) either way; median log10 update:data (last {} of the steps) < {} or > {}; \
              \"end\" is the last {} of the training records, \"start\" the median of the first {}.",
             pct(th.dead_fraction),
-            th.depth_collapse,
-            th.depth_explode,
-            th.time_explode,
-            th.time_collapse,
+            Num(th.depth_collapse),
+            Num(th.depth_explode),
+            Num(th.time_explode),
+            Num(th.time_collapse),
             pct(th.saturated_fraction),
-            th.initial_loss_ratio,
+            Num(th.initial_loss_ratio),
             pct(th.update_window),
-            th.update_low_log10,
-            th.update_high_log10,
+            Num(th.update_low_log10),
+            Num(th.update_high_log10),
             pct(th.final_stretch),
             th.start_records
         );
@@ -603,5 +626,51 @@ mod tests {
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&mut []).is_nan());
         assert!(mean(std::iter::empty()).is_nan());
+    }
+
+    /// A parameter whose gradients dwarf its values (grad:data 123456789) and one
+    /// whose gradients vanish: the table writes both in scientific notation.
+    #[test]
+    fn huge_and_tiny_ratios_are_written_in_scientific_notation() {
+        use crate::gradients::{GradientRecord, ParamGradients};
+        let param = |name: &str, grad_data: f64, update_data_log10: f64| ParamGradients {
+            name: name.to_string(),
+            shape: vec![4, 2],
+            records: vec![GradientRecord {
+                step: 0,
+                lr: 0.1,
+                grad_mean: 0.0,
+                grad_std: grad_data,
+                data_std: 1.0,
+                grad_data,
+                update_data_log10,
+                non_finite: 0,
+            }],
+            histogram: None,
+        };
+        let log = TrainingLog {
+            gradients: Some(GradientLog {
+                params: vec![
+                    param("0.weight", 123456789.0, 7.09),
+                    param("2.weight", 2.5e-9, -9.6),
+                    param("4.weight", 0.00123456, -3.9),
+                ],
+            }),
+            ..TrainingLog::default()
+        };
+        let md = log.health(&HealthConfig::default()).to_markdown(&[]);
+        assert!(
+            md.contains("| 0.weight [4, 2] | 1 | 7.09 | 1.235e8 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 2.weight [4, 2] | 1 | -9.6 | 2.5e-9 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 4.weight [4, 2] | 1 | -3.9 | 0.001235 |"),
+            "{md}"
+        );
+        assert!(!md.contains("123456789"), "{md}");
     }
 }

@@ -6,17 +6,25 @@
 //!
 //! 1. `baseline`: default init, raw pixels, SGD at lr 0.6: the activations' std
 //!    spikes and collapses in the first batches and most ReLU units end up dead.
-//! 2. `kaiming`: Kaiming init and normalised inputs keep the std near 1 at every depth.
-//! 3. `general-relu`: GeneralRelu (leak 0.1, sub 0.4) with Kaiming a=0.1: mean near 0.
+//! 2. `kaiming`: Kaiming init and normalised inputs keep the std near 1 at every depth
+//!    (lr 0.2).
+//! 3. `general-relu`: GeneralRelu (leak 0.1, sub 0.4) with Kaiming a=0.1: mean near 0
+//!    (lr 0.2).
 //! 4. `lsuv`: LSUV rescales each conv on one real batch until its activation has
-//!    mean 0, std 1.
-//! 5. `batchnorm`: BatchNorm after each conv makes the init nearly irrelevant.
-//! 6. `one-cycle`: BatchNorm trained with a one-cycle schedule at a higher peak lr.
+//!    mean 0, std 1 (lr 0.2).
+//! 5. `batchnorm`: BatchNorm after each conv makes the init nearly irrelevant (lr 0.4).
+//! 6. `one-cycle`: BatchNorm trained with a one-cycle schedule peaking at lr 2.0.
 //! 7. `norms`: BatchNorm, LayerNorm, InstanceNorm, GroupNorm and RunningBatchNorm on
-//!    the same net: which train, which blow up, and why InstanceNorm cannot classify.
-//! 8. `lr-find`: the LR finder's curve for the BatchNorm net.
+//!    the same net: which train, which blow up, and why InstanceNorm cannot classify
+//!    (lr 0.4).
+//! 8. `lr-find`: the LR finder's curve for the BatchNorm net (a sweep, no fixed lr).
 //! 9. `small-batch`: BatchNorm, BatchNorm with eps 0.1, and RunningBatchNorm at batch
-//!    size 2.
+//!    size 2 (lr 0.4).
+//!
+//! Each stage has its own default learning rate, the lesson's for that net (see
+//! `default_lr`): the nets without normalisation diverge at the baseline's 0.6 on the
+//! full data set. `--lr` sets one rate for every stage instead (the one-cycle stage's
+//! peak included); the summary table has an `lr` column either way.
 //!
 //! Every stage watches the output of every conv and activation layer with
 //! `ActivationStats` and writes, into `<out>/<stage>/`, the mean/std curves, the
@@ -32,6 +40,7 @@ use clap::Parser;
 use data::fashion_mnist::FashionMnist;
 use data::loader::{DataLoader, Normalize};
 use diagnostics::activations::ActivationConfig;
+use diagnostics::format::{format_number, Num};
 use lessons::models::{lesson_cnn, Activation, CnnConfig, Init, Norm};
 use lessons::watch::{fit_watched, write_run, WatchOptions, Watched};
 use lessons::Result;
@@ -58,10 +67,11 @@ struct Args {
     /// Training batch size (the small-batch stage always uses 2).
     #[arg(long, default_value_t = 1024)]
     batch_size: usize,
-    /// SGD learning rate (the one-cycle stage peaks at 10/3 of it, as the lesson's
-    /// 0.6 -> 2.0).
-    #[arg(long, default_value_t = 0.6)]
-    lr: f64,
+    /// SGD learning rate for every stage (the one-cycle stage's peak included),
+    /// replacing the per-stage defaults: baseline 0.6; kaiming, general-relu and lsuv
+    /// 0.2; batchnorm, norms and small-batch 0.4; one-cycle peaking at 2.0.
+    #[arg(long)]
+    lr: Option<f64>,
     /// Seed of the initialisation and the shuffling.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -107,8 +117,22 @@ const GENERAL_RELU: Activation = Activation::GeneralRelu {
     sub: 0.4,
 };
 
-/// The learning rate of the small-batch experiment (the lesson's 0.4 at batch size 2).
-const SMALL_BATCH_LR: f64 = 0.4;
+/// The default learning rate of each stage (the one-cycle stage's peak), used unless
+/// `--lr` is given: the lesson's rate for each net, checked to train for one epoch on
+/// the full Fashion-MNIST at batch size 1024 (and 2 for `small-batch`). The nets
+/// without normalisation diverge at the baseline's 0.6 once they have Kaiming init
+/// (their activations are no longer squashed towards zero), so they get 0.2;
+/// BatchNorm tolerates 0.4, and a one-cycle warm-up lets it peak at 2.0. `lr-find`
+/// sweeps its own range and ignores it.
+fn default_lr(stage: &str) -> f64 {
+    match stage {
+        "baseline" => 0.6,
+        "kaiming" | "general-relu" | "lsuv" => 0.2,
+        "one-cycle" => 2.0,
+        // batchnorm, norms, lr-find, small-batch
+        _ => 0.4,
+    }
+}
 
 /// Validation batch size (validation needs no gradients: large batches are cheap).
 const VALID_BS: usize = 1024;
@@ -165,6 +189,8 @@ struct Ctx {
 /// One line of the summary table.
 struct Row {
     stage: String,
+    /// The learning rate as the table shows it (`"0.2"`, `"2 (peak)"`, `"sweep 1e-7..10"`).
+    lr: String,
     train_loss: Option<f64>,
     valid_loss: Option<f64>,
     valid_acc: Option<f64>,
@@ -182,8 +208,10 @@ fn run(args: Args) -> Result<()> {
         )
         .into());
     }
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(format!("--lr must be a positive number, got {}", args.lr).into());
+    if let Some(lr) = args.lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(format!("--lr must be a positive number, got {lr}").into());
+        }
     }
     if args.max_batches == Some(0) || args.small_batches == 0 {
         return Err("--max-batches and --small-batches must be at least 1".into());
@@ -209,7 +237,7 @@ fn run(args: Args) -> Result<()> {
         "stages: {}; batch size {}, lr {}, {} epoch(s), seed {}, {threads} thread(s){}",
         stages.join(", "),
         args.batch_size,
-        args.lr,
+        lr_description(args.lr),
         args.epochs,
         args.seed,
         args.max_batches.map_or(String::new(), |m| format!(
@@ -278,6 +306,14 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// How the learning rates are chosen, for the header lines.
+fn lr_description(lr: Option<f64>) -> String {
+    match lr {
+        Some(lr) => format!("{lr} for every stage (--lr)"),
+        None => "per stage (the lesson's defaults; see the lr column)".to_string(),
+    }
+}
+
 /// Kaiming init with the given activation and normalisation.
 fn kaiming(activation: Activation, norm: Norm) -> CnnConfig {
     CnnConfig {
@@ -292,6 +328,7 @@ impl Row {
     fn failed(stage: &str, status: String) -> Self {
         Row {
             stage: stage.to_string(),
+            lr: "-".to_string(),
             train_loss: None,
             valid_loss: None,
             valid_acc: None,
@@ -304,6 +341,11 @@ impl Row {
 }
 
 impl Ctx {
+    /// The learning rate of `stage`: `--lr` if given, else the stage's default.
+    fn lr(&self, stage: &str) -> f64 {
+        self.args.lr.unwrap_or_else(|| default_lr(stage))
+    }
+
     fn loaders(&self, bs: usize, normalise: bool) -> Result<(DataLoader, DataLoader)> {
         let mut train = DataLoader::new(&self.ds.train.images, &self.ds.train.labels, bs)?
             .shuffle(self.args.seed)
@@ -362,16 +404,18 @@ impl Ctx {
         if with_lsuv {
             self.apply_lsuv(&model)?;
         }
-        let mut learn = self.learner(model, self.args.lr, self.args.batch_size, normalise)?;
-        let mut title = format!("{stage}: lr {}", self.args.lr);
+        let lr = self.lr(stage);
+        let mut learn = self.learner(model, lr, self.args.batch_size, normalise)?;
+        let mut title = format!("{stage}: lr {lr}");
+        let mut lr_cell = Num(lr).to_string();
         if one_cycle {
-            let max_lr = self.args.lr * 10.0 / 3.0;
-            let (lr_schedule, _momentum) = train::schedule::one_cycle(max_lr, 0.3);
+            let (lr_schedule, _momentum) = train::schedule::one_cycle(lr, 0.3);
             learn.add_callback(ParamScheduler::new(lr_schedule));
-            title = format!("{stage}: one-cycle to lr {max_lr:.3}");
+            title = format!("{stage}: one-cycle to lr {lr}");
+            lr_cell = format!("{} (peak)", Num(lr));
         }
         let watched = fit_watched(&mut learn, &self.watch_options(self.args.max_batches))?;
-        self.finish(stage, &title, watched)
+        self.finish(stage, &lr_cell, &title, watched)
     }
 
     /// LSUV on the first normalised training batch, reported layer by layer.
@@ -400,7 +444,7 @@ impl Ctx {
     }
 
     /// Writes a run's figures and report and adds its row.
-    fn finish(&mut self, stage: &str, title: &str, watched: Watched) -> Result<()> {
+    fn finish(&mut self, stage: &str, lr: &str, title: &str, watched: Watched) -> Result<()> {
         let dir = self.args.out.join(stage);
         let (report, files) = write_run(&watched.log, &dir, title, 10)?;
         let status = match &watched.outcome {
@@ -427,6 +471,7 @@ impl Ctx {
         };
         self.rows.push(Row {
             stage: stage.to_string(),
+            lr: lr.to_string(),
             train_loss: watched.train_loss(),
             valid_loss,
             valid_acc,
@@ -448,16 +493,17 @@ impl Ctx {
             Norm::RunningBatch,
         ] {
             let name = format!("norms-{}", norm.name());
-            println!("--- {name} ---");
+            let lr = self.lr("norms");
+            println!("--- {name} (lr {lr}) ---");
             let run = (|| -> Result<()> {
                 let model = lesson_cnn(
                     kaiming(Activation::Relu, norm),
                     &mut seeded_rng(self.args.seed),
                 )?;
-                let mut learn = self.learner(model, self.args.lr, self.args.batch_size, true)?;
+                let mut learn = self.learner(model, lr, self.args.batch_size, true)?;
                 let watched = fit_watched(&mut learn, &self.watch_options(self.args.max_batches))?;
-                let title = format!("{name}: lr {}", self.args.lr);
-                self.finish(&name, &title, watched)
+                let title = format!("{name}: lr {lr}");
+                self.finish(&name, &Num(lr).to_string(), &title, watched)
             })();
             if let Err(e) = run {
                 eprintln!("{name} failed: {e}");
@@ -473,7 +519,8 @@ impl Ctx {
             kaiming(Activation::Relu, Norm::Batch),
             &mut seeded_rng(self.args.seed),
         )?;
-        let mut learn = self.learner(model, self.args.lr, self.args.batch_size, true)?;
+        // The finder sets every learning rate itself; this one is never used.
+        let mut learn = self.learner(model, self.lr("lr-find"), self.args.batch_size, true)?;
         let max_iters = self.args.max_batches.map_or(100, |m| m.clamp(2, 100));
         let config = LrFinderConfig {
             max_iters,
@@ -520,11 +567,13 @@ impl Ctx {
         let mut row = Row::failed(
             "lr-find",
             format!(
-                "suggested lr {:.4} (min at {:.4})",
-                found.suggested_lr, found.lr_at_min
+                "suggested lr {} (min at {})",
+                Num(found.suggested_lr),
+                Num(found.lr_at_min)
             ),
         );
         row.seconds = seconds;
+        row.lr = format!("sweep {}..{}", Num(config.start_lr), Num(config.end_lr));
         self.rows.push(row);
         Ok(())
     }
@@ -540,8 +589,9 @@ impl Ctx {
             ("small-batch-batchnorm-eps0.1", Norm::Batch, Some(0.1)),
             ("small-batch-runningbatchnorm", Norm::RunningBatch, None),
         ];
+        let lr = self.lr("small-batch");
         for (name, norm, eps) in variants {
-            println!("--- {name} (batch size 2, {cap} batches, lr {SMALL_BATCH_LR}) ---");
+            println!("--- {name} (batch size 2, {cap} batches, lr {lr}) ---");
             let run = (|| -> Result<()> {
                 let cfg = kaiming(Activation::Relu, norm);
                 let model = match eps {
@@ -552,12 +602,12 @@ impl Ctx {
                         &mut seeded_rng(self.args.seed),
                     )?,
                 };
-                let mut learn = self.learner(model, SMALL_BATCH_LR, 2, true)?;
+                let mut learn = self.learner(model, lr, 2, true)?;
                 let mut opts = self.watch_options(Some(cap));
                 opts.epochs = 1;
                 let watched = fit_watched(&mut learn, &opts)?;
-                let title = format!("{name}: batch size 2, lr {SMALL_BATCH_LR}");
-                self.finish(name, &title, watched)
+                let title = format!("{name}: batch size 2, lr {lr}");
+                self.finish(name, &Num(lr).to_string(), &title, watched)
             })();
             if let Err(e) = run {
                 eprintln!("{name} failed: {e}");
@@ -576,7 +626,7 @@ impl Ctx {
             md,
             "batch size {}, lr {}, {} epoch(s), seed {}{}\n",
             self.args.batch_size,
-            self.args.lr,
+            lr_description(self.args.lr),
             self.args.epochs,
             self.args.seed,
             self.args.max_batches.map_or(String::new(), |m| format!(
@@ -585,10 +635,12 @@ impl Ctx {
         );
         let _ = writeln!(
             md,
-            "| stage | train loss | valid loss | valid acc | dead fraction per activation layer | verdicts | status | time (s) |"
+            "| stage | lr | train loss | valid loss | valid acc | dead fraction per activation layer | verdicts | status | time (s) |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
-        let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+        // Significant digits, in scientific notation for huge or tiny values.
+        let f =
+            |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format_number(v, digits));
         for r in &self.rows {
             let dead = if r.dead.is_empty() {
                 "-".to_string()
@@ -601,10 +653,11 @@ impl Ctx {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
                 r.stage,
-                f(r.train_loss, 4),
-                f(r.valid_loss, 4),
+                r.lr,
+                f(r.train_loss, 5),
+                f(r.valid_loss, 5),
                 f(r.valid_acc, 4),
                 dead,
                 r.verdicts,
@@ -674,8 +727,9 @@ A stage whose status says `stopped` hit a NaN or infinite loss: its activations 
 by many orders of magnitude within a few batches (see its health report and
 `activation_stds.png`, which name the first layer). A constant learning rate this high
 without a warm-up is too much for it; the lesson trains these nets with a warm-up
-(one-cycle) or BatchNorm. Rerun the stage with a lower `--lr` (e.g. 0.3) to watch it
-train.
+(one-cycle) or BatchNorm. Without `--lr` every stage uses the rate the lesson gives
+its net (the `lr` column), which trains; rerun the stage with a lower `--lr`, or
+without one, to watch it train.
 ";
 
 /// What the small-batch experiment shows.

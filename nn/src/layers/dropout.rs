@@ -1,6 +1,5 @@
 //! Dropout.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use autograd::Var;
@@ -17,7 +16,6 @@ use crate::module::Module;
 pub struct Dropout {
     p: f64,
     rng: Mutex<StdRng>,
-    training: AtomicBool,
     hooks: Hooks,
 }
 
@@ -33,7 +31,6 @@ impl Dropout {
         Ok(Self {
             p,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
-            training: AtomicBool::new(true),
             hooks: Hooks::new(),
         })
     }
@@ -69,14 +66,6 @@ impl Module for Dropout {
         let mask = Tensor::from_vec(mask, input.shape().clone(), &input.device())?
             .to_dtype(input.dtype())?;
         Ok(input.mul(&Var::constant(mask))?)
-    }
-
-    fn set_own_training(&self, training: bool) {
-        self.training.store(training, Ordering::Relaxed);
-    }
-
-    fn is_training(&self) -> bool {
-        self.training.load(Ordering::Relaxed)
     }
 
     fn describe(&self) -> String {

@@ -1,7 +1,6 @@
 //! The normalisation layers the lesson compares: BatchNorm, LayerNorm, InstanceNorm,
 //! GroupNorm, and the lesson's RunningBatchNorm.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use autograd::{no_grad, Var};
@@ -53,7 +52,6 @@ pub struct BatchNorm {
     eps: f64,
     ranks: &'static [usize],
     name: &'static str,
-    training: AtomicBool,
     hooks: Hooks,
 }
 
@@ -86,7 +84,6 @@ impl BatchNorm {
             eps,
             ranks,
             name,
-            training: AtomicBool::new(true),
             hooks: Hooks::new(),
         })
     }
@@ -182,14 +179,6 @@ impl Module for BatchNorm {
             ("running_mean", self.running_mean.clone()),
             ("running_var", self.running_var.clone()),
         ]
-    }
-
-    fn set_own_training(&self, training: bool) {
-        self.training.store(training, Ordering::Relaxed);
-    }
-
-    fn is_training(&self) -> bool {
-        self.training.load(Ordering::Relaxed)
     }
 
     fn describe(&self) -> String {
@@ -319,7 +308,6 @@ pub struct RunningBatchNorm {
     meta: Tensor,
     /// Serialises updates of the buffers between concurrent forward calls.
     update: Mutex<()>,
-    training: AtomicBool,
     hooks: Hooks,
 }
 
@@ -351,7 +339,6 @@ impl RunningBatchNorm {
             sqrs: Tensor::zeros([channels], DType::F64, &cpu)?,
             meta: Tensor::zeros([3], DType::F64, &cpu)?,
             update: Mutex::new(()),
-            training: AtomicBool::new(true),
             hooks: Hooks::new(),
         })
     }
@@ -460,14 +447,6 @@ impl Module for RunningBatchNorm {
             ("sqrs", self.sqrs.clone()),
             ("state", self.meta.clone()),
         ]
-    }
-
-    fn set_own_training(&self, training: bool) {
-        self.training.store(training, Ordering::Relaxed);
-    }
-
-    fn is_training(&self) -> bool {
-        self.training.load(Ordering::Relaxed)
     }
 
     fn describe(&self) -> String {

@@ -4,8 +4,14 @@ use std::collections::HashMap;
 
 use autograd::{Var, VarId};
 
-use super::{check_groups, fused_update, HyperParams, Optimizer, ParamGroup};
-use crate::error::Result;
+use super::{
+    check_groups, check_state, fused_update, take_buffer, GroupState, HyperParams, Optimizer,
+    OptimizerState, ParamGroup, ParamState,
+};
+use crate::error::{config_error, Result};
+
+/// The names of Adam's state buffers: the first and second moment estimates.
+const BUFFERS: [&str; 2] = ["exp_avg", "exp_avg_sq"];
 
 struct Moments {
     m: Vec<f64>,
@@ -63,9 +69,20 @@ fn with_default_beta1(mut hp: HyperParams) -> HyperParams {
     hp
 }
 
+impl Adam {
+    /// `"Adam"` or `"AdamW"`.
+    fn name(&self) -> &'static str {
+        if self.decoupled {
+            "AdamW"
+        } else {
+            "Adam"
+        }
+    }
+}
+
 impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
-        let name = if self.decoupled { "AdamW" } else { "Adam" };
+        let name = self.name();
         for group in &self.groups {
             let hp = group.hp;
             hp.validate(name)?;
@@ -107,5 +124,64 @@ impl Optimizer for Adam {
 
     fn groups_mut(&mut self) -> &mut [ParamGroup] {
         &mut self.groups
+    }
+
+    fn state(&self) -> OptimizerState {
+        let groups = self
+            .groups
+            .iter()
+            .map(|g| GroupState {
+                hp: g.hp,
+                params: g
+                    .params
+                    .iter()
+                    .map(|p| {
+                        self.state.get(&p.id()).map(|s| ParamState {
+                            // Step counts are never negative.
+                            steps: u64::try_from(s.steps).unwrap_or(0),
+                            buffers: vec![
+                                (BUFFERS[0].to_string(), s.m.clone()),
+                                (BUFFERS[1].to_string(), s.v.clone()),
+                            ],
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        OptimizerState {
+            optimizer: self.name().to_string(),
+            groups,
+        }
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let name = self.name();
+        check_state(name, &self.groups, state, &BUFFERS, true)?;
+        let mut loaded = HashMap::new();
+        for (g, saved) in state.groups.iter().enumerate() {
+            for (i, s) in saved.params.iter().enumerate() {
+                let Some(s) = s else { continue };
+                let steps = i32::try_from(s.steps).map_err(|_| {
+                    config_error(
+                        name,
+                        format!(
+                            "group {g}, parameter {i}: step count {} is too large",
+                            s.steps
+                        ),
+                    )
+                })?;
+                let (Some(m), Some(v)) = (take_buffer(s, BUFFERS[0]), take_buffer(s, BUFFERS[1]))
+                else {
+                    // check_state required both.
+                    continue;
+                };
+                loaded.insert(self.groups[g].params[i].id(), Moments { m, v, steps });
+            }
+        }
+        for (group, saved) in self.groups.iter_mut().zip(&state.groups) {
+            group.hp = saved.hp;
+        }
+        self.state = loaded;
+        Ok(())
     }
 }

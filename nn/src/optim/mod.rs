@@ -6,6 +6,12 @@
 //! `beta1`, as in fastai's one-cycle schedule. Updates are fused per parameter: one
 //! pass over the parameter, its gradient and its state.
 //!
+//! [`Optimizer::state`] and [`Optimizer::load_state`] take out and put back what an
+//! optimiser remembers between steps (momentum buffers, Adam's moments and step
+//! counts, each group's hyper-parameters), so training can stop and resume with
+//! exactly the same numbers; [`checkpoint::save_optimizer`](crate::checkpoint::save_optimizer)
+//! writes it to a file.
+//!
 //! ```
 //! use autograd::Var;
 //! use nn::optim::{HyperParams, Optimizer, Sgd};
@@ -148,6 +154,165 @@ pub trait Optimizer {
             g.hp.momentum = momentum;
         }
     }
+
+    /// A copy of everything the optimiser remembers between steps: its name, each
+    /// group's hyper-parameters (as schedulers last set them) and, per parameter in
+    /// group order, its step count and buffers. Parameters are identified by their
+    /// position, so the state can be loaded into an optimiser over another model of
+    /// the same architecture (a fresh process resuming from a checkpoint).
+    fn state(&self) -> OptimizerState;
+
+    /// Replaces the optimiser's state with `state` (from [`state`](Optimizer::state)
+    /// of the same kind of optimiser over parameters of the same shapes, in the same
+    /// groups and order). Everything is checked before anything changes: on error the
+    /// optimiser is untouched.
+    ///
+    /// # Errors
+    /// [`NnError::Config`](crate::NnError::Config) naming the optimiser and what does
+    /// not match: another optimiser's state, a different number of groups or
+    /// parameters, a buffer whose length is not its parameter's element count, an
+    /// unknown or missing buffer, or invalid hyper-parameters.
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
+}
+
+/// What an optimiser remembers about one parameter between steps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamState {
+    /// Updates applied to the parameter so far (Adam's bias correction depends on it).
+    pub steps: u64,
+    /// Named buffers with one value per element of the parameter, in row-major order:
+    /// `momentum_buffer` for SGD with momentum, `exp_avg` and `exp_avg_sq` for Adam.
+    pub buffers: Vec<(String, Vec<f64>)>,
+}
+
+/// The state of one parameter group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupState {
+    /// The group's hyper-parameters.
+    pub hp: HyperParams,
+    /// One entry per parameter of the group, in order; `None` for a parameter that
+    /// has not been updated yet.
+    pub params: Vec<Option<ParamState>>,
+}
+
+/// Everything an optimiser needs to go on exactly where it stopped (see
+/// [`Optimizer::state`]).
+///
+/// ```
+/// use autograd::Var;
+/// use nn::optim::{HyperParams, Optimizer, Sgd};
+/// use tensor::{Device, Tensor};
+/// # fn main() -> Result<(), nn::NnError> {
+/// let hp = HyperParams { lr: 0.1, momentum: 0.9, ..HyperParams::default() };
+/// let w = Var::parameter(Tensor::from_vec(vec![1.0f32, -2.0], [2], &Device::Cpu)?);
+/// let mut opt = Sgd::new(vec![w.clone()], hp)?;
+/// w.square()?.sum_all()?.backward()?;
+/// opt.step()?;
+/// let state = opt.state();
+/// assert_eq!(state.optimizer, "SGD");
+/// let p = state.groups[0].params[0].as_ref().expect("stepped once");
+/// assert_eq!(p.steps, 1);
+/// assert_eq!(p.buffers, vec![("momentum_buffer".to_string(), vec![2.0, -4.0])]);
+///
+/// // A fresh optimiser over another parameter of the same shape takes it over.
+/// let v = Var::parameter(Tensor::from_vec(vec![0.8f32, -1.6], [2], &Device::Cpu)?);
+/// let mut resumed = Sgd::new(vec![v], HyperParams::default())?;
+/// resumed.load_state(&state)?;
+/// assert_eq!(resumed.state(), state);
+/// assert_eq!(resumed.groups()[0].hp.lr, 0.1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    /// The optimiser: `"SGD"`, `"Adam"` or `"AdamW"`.
+    pub optimizer: String,
+    /// One entry per parameter group, in order.
+    pub groups: Vec<GroupState>,
+}
+
+/// Checks `state` against an optimiser called `name` over `groups` whose parameter
+/// states may hold the buffers `allowed` (all of them if `all_required`), before
+/// anything is changed.
+pub(crate) fn check_state(
+    name: &str,
+    groups: &[ParamGroup],
+    state: &OptimizerState,
+    allowed: &[&str],
+    all_required: bool,
+) -> Result<()> {
+    if state.optimizer != name {
+        return Err(config_error(
+            name,
+            format!("cannot load the state of a {} optimizer", state.optimizer),
+        ));
+    }
+    if state.groups.len() != groups.len() {
+        return Err(config_error(
+            name,
+            format!(
+                "the state has {} parameter group(s) but the optimizer has {}",
+                state.groups.len(),
+                groups.len()
+            ),
+        ));
+    }
+    for (g, (group, saved)) in groups.iter().zip(&state.groups).enumerate() {
+        saved.hp.validate(name)?;
+        if saved.params.len() != group.params.len() {
+            return Err(config_error(
+                name,
+                format!(
+                    "group {g}: the state has {} parameter(s) but the optimizer has {}",
+                    saved.params.len(),
+                    group.params.len()
+                ),
+            ));
+        }
+        for (i, (param, saved)) in group.params.iter().zip(&saved.params).enumerate() {
+            let Some(saved) = saved else { continue };
+            let n = param.tensor().elem_count();
+            for (buffer, values) in &saved.buffers {
+                if !allowed.contains(&buffer.as_str()) {
+                    return Err(config_error(
+                        name,
+                        format!("group {g}, parameter {i}: unknown state buffer `{buffer}` (expected {allowed:?})"),
+                    ));
+                }
+                if values.len() != n {
+                    return Err(config_error(
+                        name,
+                        format!(
+                            "group {g}, parameter {i}: state buffer `{buffer}` has {} values but the parameter (shape {}) has {n}",
+                            values.len(),
+                            param.shape()
+                        ),
+                    ));
+                }
+            }
+            if all_required {
+                if let Some(missing) = allowed
+                    .iter()
+                    .find(|b| !saved.buffers.iter().any(|(name, _)| name == *b))
+                {
+                    return Err(config_error(
+                        name,
+                        format!("group {g}, parameter {i}: the state lacks buffer `{missing}`"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The buffer called `name` of a checked [`ParamState`] (empty if absent).
+pub(crate) fn take_buffer(state: &ParamState, name: &str) -> Option<Vec<f64>> {
+    state
+        .buffers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
 }
 
 /// Checks groups at construction: valid hyper-parameters, float leaves only.

@@ -4,15 +4,30 @@ use std::collections::HashMap;
 
 use autograd::{Var, VarId};
 
-use super::{check_groups, fused_update, HyperParams, Optimizer, ParamGroup};
+use super::{
+    check_groups, check_state, fused_update, take_buffer, GroupState, HyperParams, Optimizer,
+    OptimizerState, ParamGroup, ParamState,
+};
 use crate::error::Result;
+
+/// The name of SGD's one state buffer.
+const MOMENTUM_BUFFER: &str = "momentum_buffer";
+
+/// What SGD keeps per parameter.
+#[derive(Default)]
+struct SgdState {
+    /// Updates applied so far.
+    steps: u64,
+    /// The momentum buffer, created by the first update with non-zero momentum.
+    momentum_buffer: Option<Vec<f64>>,
+}
 
 /// SGD, PyTorch's formulation: `g += wd * p`; `buf = momentum * buf + (1 - dampening)
 /// * g` (the first step sets `buf = g`); `g = g + momentum * buf` (Nesterov) or
 /// `g = buf`; `p -= lr * g`.
 pub struct Sgd {
     groups: Vec<ParamGroup>,
-    momentum_buffers: HashMap<VarId, Vec<f64>>,
+    state: HashMap<VarId, SgdState>,
 }
 
 impl Sgd {
@@ -26,7 +41,7 @@ impl Sgd {
         check_groups("SGD", &groups)?;
         Ok(Self {
             groups,
-            momentum_buffers: HashMap::new(),
+            state: HashMap::new(),
         })
     }
 }
@@ -38,22 +53,18 @@ impl Optimizer for Sgd {
             hp.validate("SGD")?;
             for p in &group.params {
                 let Some(grad) = p.grad() else { continue };
-                let buffer = if hp.momentum != 0.0 {
-                    let fresh = !self.momentum_buffers.contains_key(&p.id());
-                    let buf = self
-                        .momentum_buffers
-                        .entry(p.id())
-                        .or_insert_with(|| vec![0.0; grad.elem_count()]);
-                    Some((buf, fresh))
-                } else {
-                    None
-                };
-                match buffer {
-                    None => fused_update(p.tensor(), &grad, |_, x, g| {
+                let state = self.state.entry(p.id()).or_default();
+                if hp.momentum == 0.0 {
+                    fused_update(p.tensor(), &grad, |_, x, g| {
                         let g = g + hp.weight_decay * *x;
                         *x -= hp.lr * g;
-                    })?,
-                    Some((buf, fresh)) => fused_update(p.tensor(), &grad, |i, x, g| {
+                    })?;
+                } else {
+                    let fresh = state.momentum_buffer.is_none();
+                    let buf = state
+                        .momentum_buffer
+                        .get_or_insert_with(|| vec![0.0; grad.elem_count()]);
+                    fused_update(p.tensor(), &grad, |i, x, g| {
                         let g = g + hp.weight_decay * *x;
                         buf[i] = if fresh {
                             g
@@ -66,8 +77,9 @@ impl Optimizer for Sgd {
                             buf[i]
                         };
                         *x -= hp.lr * step;
-                    })?,
+                    })?;
                 }
+                state.steps += 1;
             }
         }
         Ok(())
@@ -79,5 +91,54 @@ impl Optimizer for Sgd {
 
     fn groups_mut(&mut self) -> &mut [ParamGroup] {
         &mut self.groups
+    }
+
+    fn state(&self) -> OptimizerState {
+        let groups = self
+            .groups
+            .iter()
+            .map(|g| GroupState {
+                hp: g.hp,
+                params: g
+                    .params
+                    .iter()
+                    .map(|p| {
+                        self.state.get(&p.id()).map(|s| ParamState {
+                            steps: s.steps,
+                            buffers: s
+                                .momentum_buffer
+                                .iter()
+                                .map(|b| (MOMENTUM_BUFFER.to_string(), b.clone()))
+                                .collect(),
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        OptimizerState {
+            optimizer: "SGD".to_string(),
+            groups,
+        }
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        check_state("SGD", &self.groups, state, &[MOMENTUM_BUFFER], false)?;
+        let mut loaded = HashMap::new();
+        for (group, saved) in self.groups.iter_mut().zip(&state.groups) {
+            group.hp = saved.hp;
+            for (p, s) in group.params.iter().zip(&saved.params) {
+                if let Some(s) = s {
+                    loaded.insert(
+                        p.id(),
+                        SgdState {
+                            steps: s.steps,
+                            momentum_buffer: take_buffer(s, MOMENTUM_BUFFER),
+                        },
+                    );
+                }
+            }
+        }
+        self.state = loaded;
+        Ok(())
     }
 }
