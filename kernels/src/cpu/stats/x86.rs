@@ -451,7 +451,7 @@ fn histogram<I: Isa, const ABS: bool, const CHECK: bool>(
 /// A block holding a NaN or an infinity: vector by vector, the all-finite vectors as
 /// usual, the others one element at a time by the scalar rule.
 #[allow(clippy::too_many_arguments)]
-#[inline(never)]
+#[inline(always)]
 fn mixed_block<I: Isa, const ABS: bool>(
     isa: I,
     x: &[f32],
