@@ -159,17 +159,17 @@ trait Isa: Copy {
     /// Whether every lane is finite (the lanes are sums of squares: >= 0 or NaN/inf).
     fn d_finite(self, a: Self::D) -> bool;
 
-    /// Counts the lanes of `idx` whose slot is in the window starting at `base` into
-    /// the 8-bit counters `acc` (slots `base..base + 4` in `acc.0`, the next four in
-    /// `acc.1`), writes the other lanes' slots to `out` (packed) and returns how many.
-    /// `base8` is `8 * base` in every lane.
+    /// Counts the lanes of `idx` whose slot is in the window starting at `base` (in
+    /// every lane) into the 8-bit counters `acc` (slots `base..base + 4` in `acc.0`,
+    /// the next four in `acc.1`), writes the other lanes' slots to `out` (packed) and
+    /// returns how many.
     ///
     /// # Safety
     /// `out` must be valid for writing `LANES` `i32`s.
     unsafe fn split_window(
         self,
         idx: Self::I,
-        base8: Self::I,
+        base: Self::I,
         acc: &mut (Self::I, Self::I),
         out: *mut i32,
     ) -> usize;
@@ -357,10 +357,17 @@ fn block_kernel<I: Isa, const ABS: bool>(
     } else {
         (m.min, m.max)
     };
-    if hmin >= p.lo && hmax < p.hi {
-        histogram::<I, ABS, false>(isa, x, c, win);
-    } else {
-        histogram::<I, ABS, true>(isa, x, c, win);
+    if !(hmin >= p.lo && hmax < p.hi) {
+        histogram::<I, ABS, true, true, true>(isa, x, c, win);
+        return;
+    }
+    let sub = p.lo != 0.0;
+    let clamp = !((hmax - p.lo) * p.scale < p.last_bin);
+    match (sub, clamp) {
+        (true, true) => histogram::<I, ABS, false, true, true>(isa, x, c, win),
+        (true, false) => histogram::<I, ABS, false, true, false>(isa, x, c, win),
+        (false, true) => histogram::<I, ABS, false, false, true>(isa, x, c, win),
+        (false, false) => histogram::<I, ABS, false, false, false>(isa, x, c, win),
     }
 }
 
@@ -409,24 +416,32 @@ fn moments<I: Isa>(isa: I, x: &[f32], c: &Consts<I>) -> BlockMoments<I> {
 }
 
 /// The slot of every lane of `v` (all finite), as [`Prepared::slot`] computes it.
-/// Without `CHECK`, every lane must be inside `[lo, hi)`.
+///
+/// With `CHECK`, the full rule (clamping, below and above). Without it, the block's
+/// range check has established that every `h` is inside `[lo, hi)`, so `t = (h - lo) *
+/// scale >= 0` (truncation is the floor) and no lane is below or above; `SUB` is
+/// false when `lo == 0` (then `h - lo == h` exactly) and `CLAMP` false when the
+/// block's largest `t` is below `bins - 1` (rounding is monotonic, so every `t` is).
 #[inline(always)]
-fn slots<I: Isa, const ABS: bool, const CHECK: bool>(isa: I, v: I::F, c: &Consts<I>) -> I::I {
+fn slots<I: Isa, const ABS: bool, const CHECK: bool, const SUB: bool, const CLAMP: bool>(
+    isa: I,
+    v: I::F,
+    c: &Consts<I>,
+) -> I::I {
     let h = if ABS { isa.abs(v) } else { v };
-    let t = isa.min(isa.mul(isa.sub(h, c.lo), c.scale), c.last);
-    // `max(zero, t)` keeps a NaN-free t >= 0, so the truncation is the floor (and an
-    // index into the histogram even if a lane were outside the range).
-    let idx = isa.trunc(isa.max(c.zero, t));
     if CHECK {
-        isa.place_out_of_range(idx, h, c.lo, c.hi, c.below, c.above)
-    } else {
-        idx
+        let t = isa.min(isa.mul(isa.sub(h, c.lo), c.scale), c.last);
+        let idx = isa.trunc(isa.max(c.zero, t));
+        return isa.place_out_of_range(idx, h, c.lo, c.hi, c.below, c.above);
     }
+    let d = if SUB { isa.sub(h, c.lo) } else { h };
+    let t = isa.mul(d, c.scale);
+    isa.trunc(if CLAMP { isa.min(t, c.last) } else { t })
 }
 
-/// The histogram pass over a block of finite values.
+/// The histogram pass over a block of finite values (see [`slots`] for the flags).
 #[inline(always)]
-fn histogram<I: Isa, const ABS: bool, const CHECK: bool>(
+fn histogram<I: Isa, const ABS: bool, const CHECK: bool, const SUB: bool, const CLAMP: bool>(
     isa: I,
     x: &[f32],
     c: &Consts<I>,
@@ -434,16 +449,16 @@ fn histogram<I: Isa, const ABS: bool, const CHECK: bool>(
 ) {
     let l = I::LANES;
     let nv = x.len() / l;
-    let base8 = isa.splat_i(8 * win.base as i32);
+    let base = isa.splat_i(win.base as i32);
     let mut len = win.len;
     let out = win.out.as_mut_ptr();
     for v in 0..nv {
         // SAFETY: vector v ends at (v + 1) * l <= x.len().
         let x = unsafe { isa.load(x.as_ptr().add(v * l)) };
-        let idx = slots::<I, ABS, CHECK>(isa, x, c);
+        let idx = slots::<I, ABS, CHECK, SUB, CLAMP>(isa, x, c);
         // SAFETY: at most `l` entries are added per vector and there are at most
         // BLOCK_VECS vectors, so `len + l <= (BLOCK_VECS + 1) * MAX_LANES`.
-        len += unsafe { isa.split_window(idx, base8, &mut win.acc, out.add(len)) };
+        len += unsafe { isa.split_window(idx, base, &mut win.acc, out.add(len)) };
     }
     win.len = len;
 }
@@ -469,7 +484,7 @@ fn mixed_block<I: Isa, const ABS: bool>(
         if isa.all_finite(a) {
             let m = moments(isa, v, c);
             acc.add(isa, &m);
-            histogram::<I, ABS, true>(isa, v, c, win);
+            histogram::<I, ABS, true, true, true>(isa, v, c, win);
         } else {
             for &e in v {
                 scalar.push(e, p, scratch, 0);
@@ -482,19 +497,16 @@ fn mixed_block<I: Isa, const ABS: bool>(
 /// rotating so that runs of one slot do not wait on one counter.
 #[inline(always)]
 fn scatter(slots: &[i32], scratch: &mut [u32], stride: usize) {
-    let base = scratch.as_mut_ptr();
+    let (_, rows) = scratch.split_at_mut(stride);
     let mut groups = slots.chunks_exact(SUB_HISTS);
     for g in &mut groups {
-        for (j, &s) in g.iter().enumerate() {
-            debug_assert!((s as usize) < stride);
-            // SAFETY: every slot is in 0..stride (`slots` and `place_out_of_range`
-            // produce bins in 0..bins, `bins` or `bins + 1`), and row 1 + j <=
-            // SUB_HISTS, so the index is below (1 + SUB_HISTS) * stride = scratch.len().
-            unsafe { *base.add((1 + j) * stride + s as usize) += 1 };
+        for (row, &s) in rows.chunks_exact_mut(stride).zip(g) {
+            // Checked: a slot outside the row would be a bug, never a wild write.
+            row[s as usize] += 1;
         }
     }
-    for (j, &s) in groups.remainder().iter().enumerate() {
-        scratch[(1 + j) * stride + s as usize] += 1;
+    for (row, &s) in rows.chunks_exact_mut(stride).zip(groups.remainder()) {
+        row[s as usize] += 1;
     }
 }
 
@@ -533,6 +545,48 @@ fn best_window(scratch: &[u32], stride: usize) -> usize {
         }
     }
     best
+}
+
+/// The window increments: entry `r` of the first table is `1 << 8r` for `r < 4`, of
+/// the second `1 << 8(r - 4)` for `4 <= r < 8`, zero elsewhere.
+const WINDOW_TABLES: [[i32; 16]; 2] = {
+    let mut t = [[0i32; 16]; 2];
+    let mut r = 0;
+    while r < WINDOW {
+        t[r / 4][r] = 1 << (8 * (r % 4));
+        r += 1;
+    }
+    t
+};
+
+/// [`WINDOW_TABLES`] as AVX-512 vectors.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[inline(always)]
+unsafe fn window_tables_512() -> (__m512i, __m512i) {
+    // SAFETY: the caller guarantees AVX-512F; each table holds 16 i32s.
+    unsafe {
+        (
+            _mm512_loadu_si512(WINDOW_TABLES[0].as_ptr().cast()),
+            _mm512_loadu_si512(WINDOW_TABLES[1].as_ptr().cast()),
+        )
+    }
+}
+
+/// The first 8 entries of [`WINDOW_TABLES`] as AVX2 vectors.
+///
+/// # Safety
+/// The CPU must support AVX.
+#[inline(always)]
+unsafe fn window_tables_256() -> (__m256i, __m256i) {
+    // SAFETY: the caller guarantees AVX; each table holds at least 8 i32s.
+    unsafe {
+        (
+            _mm256_loadu_si256(WINDOW_TABLES[0].as_ptr().cast()),
+            _mm256_loadu_si256(WINDOW_TABLES[1].as_ptr().cast()),
+        )
+    }
 }
 
 /// AVX-512F token: 16 lanes.
@@ -707,22 +761,21 @@ impl Isa for Avx512 {
     unsafe fn split_window(
         self,
         idx: __m512i,
-        base8: __m512i,
+        base: __m512i,
         acc: &mut (__m512i, __m512i),
         out: *mut i32,
     ) -> usize {
         // SAFETY: the token proves AVX-512F and POPCNT; the caller guarantees 16
         // writable i32s at `out` (the compressed store writes a full vector).
         unsafe {
-            let one = _mm512_set1_epi32(1);
-            // 8 * (slot - base): the bit offset of the slot's counter, negative (huge as
-            // an unsigned shift count, so the shift gives 0) below the window and >= 32
-            // for the second four slots.
-            let s_lo = _mm512_sub_epi32(_mm512_slli_epi32::<3>(idx), base8);
-            let s_hi = _mm512_sub_epi32(s_lo, _mm512_set1_epi32(32));
-            acc.0 = _mm512_add_epi32(acc.0, _mm512_sllv_epi32(one, s_lo));
-            acc.1 = _mm512_add_epi32(acc.1, _mm512_sllv_epi32(one, s_hi));
-            let outside = _mm512_cmpge_epu32_mask(s_lo, _mm512_set1_epi32(8 * WINDOW as i32));
+            // r = slot - base; `vpermd` reads its low 4 bits, so the lanes outside the
+            // window (r >= 8 unsigned, which includes r < 0) are masked off.
+            let r = _mm512_sub_epi32(idx, base);
+            let inside = _mm512_cmplt_epu32_mask(r, _mm512_set1_epi32(WINDOW as i32));
+            let (t0, t1) = window_tables_512();
+            acc.0 = _mm512_mask_add_epi32(acc.0, inside, acc.0, _mm512_permutexvar_epi32(r, t0));
+            acc.1 = _mm512_mask_add_epi32(acc.1, inside, acc.1, _mm512_permutexvar_epi32(r, t1));
+            let outside = !inside;
             _mm512_storeu_si512(out.cast(), _mm512_maskz_compress_epi32(outside, idx));
             u32::from(outside).count_ones() as usize
         }
@@ -943,20 +996,23 @@ impl Isa for Avx2 {
     unsafe fn split_window(
         self,
         idx: __m256i,
-        base8: __m256i,
+        base: __m256i,
         acc: &mut (__m256i, __m256i),
         out: *mut i32,
     ) -> usize {
         // SAFETY: the token proves AVX2 and POPCNT; the caller guarantees 8 writable
         // i32s at `out`; `PACK` has an entry for every 8-bit mask.
         unsafe {
-            let one = _mm256_set1_epi32(1);
-            let s_lo = _mm256_sub_epi32(_mm256_slli_epi32::<3>(idx), base8);
-            let s_hi = _mm256_sub_epi32(s_lo, _mm256_set1_epi32(32));
-            acc.0 = _mm256_add_epi32(acc.0, _mm256_sllv_epi32(one, s_lo));
-            acc.1 = _mm256_add_epi32(acc.1, _mm256_sllv_epi32(one, s_hi));
-            // Inside the window: 0 <= s_lo < 64, i.e. s_lo >> 6 == 0 (logical shift).
-            let inside = _mm256_cmpeq_epi32(_mm256_srli_epi32::<6>(s_lo), _mm256_setzero_si256());
+            // r = slot - base; inside the window when 0 <= r < 8, i.e. r >> 3 == 0 as
+            // a logical shift. `vpermd` reads the low 3 bits of r; the lanes outside
+            // the window are masked off.
+            let r = _mm256_sub_epi32(idx, base);
+            let inside = _mm256_cmpeq_epi32(_mm256_srli_epi32::<3>(r), _mm256_setzero_si256());
+            let (t0, t1) = window_tables_256();
+            let a0 = _mm256_and_si256(_mm256_permutevar8x32_epi32(t0, r), inside);
+            let a1 = _mm256_and_si256(_mm256_permutevar8x32_epi32(t1, r), inside);
+            acc.0 = _mm256_add_epi32(acc.0, a0);
+            acc.1 = _mm256_add_epi32(acc.1, a1);
             let outside = !(_mm256_movemask_ps(_mm256_castsi256_ps(inside)) as u32) & 0xff;
             let perm = _mm256_loadu_si256(PACK.get_unchecked(outside as usize).as_ptr().cast());
             _mm256_storeu_si256(out.cast(), _mm256_permutevar8x32_epi32(idx, perm));
