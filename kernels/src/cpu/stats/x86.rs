@@ -362,7 +362,8 @@ fn block_kernel<I: Isa, const ABS: bool>(
         return;
     }
     let sub = p.lo != 0.0;
-    let clamp = !((hmax - p.lo) * p.scale < p.last_bin);
+    // Finite here, so `>=` is the negation of `<`.
+    let clamp = (hmax - p.lo) * p.scale >= p.last_bin;
     match (sub, clamp) {
         (true, true) => histogram::<I, ABS, false, true, true>(isa, x, c, win),
         (true, false) => histogram::<I, ABS, false, true, false>(isa, x, c, win),
