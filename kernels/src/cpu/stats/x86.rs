@@ -16,14 +16,19 @@
 //!
 //! Scattering one counter increment per element was the bottleneck of the old kernel
 //! (a load, an increment and a store per element, serialised through store-to-load
-//! forwarding on runs of equal bins such as ReLU zeros). Here the [`WINDOW`] slots
-//! where most values fall (chosen from the chunk's histogram so far) are counted in
-//! registers: each lane holds eight 8-bit counters in two `u32`s, incremented by
-//! `1 << 8 * (slot - base)` with a variable shift that yields zero outside the window.
-//! Only the slots outside the window are compressed out (`vpcompressd` on AVX-512, a
-//! permutation table on AVX2) and scattered afterwards into rotating sub-histograms.
-//! Counts are exact integers, so the choice of window changes the speed, never the
-//! result.
+//! forwarding on runs of equal bins such as ReLU zeros). Here the [`WINDOW`] consecutive
+//! slots where most values fall (chosen from the chunk's histogram so far) are counted
+//! in registers: each lane holds eight 8-bit counters in two `u32`s, incremented by an
+//! entry of a small table (`vpermd` on `slot - base`) under the mask of the lanes inside
+//! the window. Only the slots outside the window are packed (`vpcompressd` on AVX-512,
+//! a permutation table on AVX2) and scattered after the block into rotating
+//! sub-histograms. Counts are exact integers, so the choice of window changes the
+//! speed, never the result.
+//!
+//! Moments, min/max and counts are the same IEEE operations as the scalar rule, so
+//! every count agrees with the portable path exactly; the `f64` sums differ from it
+//! only in summation order (blocks, lanes), which is fixed, so a result never depends
+//! on the thread count.
 
 use std::arch::x86_64::*;
 
@@ -111,6 +116,9 @@ trait Isa: Copy {
     type I: Copy;
     /// `LANES` × `f64` (accumulators).
     type D: Copy;
+    /// A lane counter for [`Isa::count_lt`]: a scalar fed by mask popcounts where
+    /// comparisons give masks (AVX-512), a vector of per-lane counts otherwise.
+    type C: Copy;
 
     /// Loads `LANES` floats.
     ///
@@ -129,9 +137,13 @@ trait Isa: Copy {
     /// Truncates to `i32` (values here are integral or in `[0, bins)`).
     fn trunc(self, a: Self::F) -> Self::I;
     /// Number of lanes with `a < b`.
-    fn count_lt(self, a: Self::F, b: Self::F) -> u32;
+    fn count_lt(self, acc: Self::C, a: Self::F, b: Self::F) -> Self::C;
     /// Number of lanes with `a > b`.
-    fn count_gt(self, a: Self::F, b: Self::F) -> u32;
+    fn count_gt(self, acc: Self::C, a: Self::F, b: Self::F) -> Self::C;
+    /// An empty counter.
+    fn c_zero(self) -> Self::C;
+    /// The count.
+    fn c_total(self, a: Self::C) -> u32;
     /// Whether every lane is finite.
     fn all_finite(self, a: Self::F) -> bool;
     /// `idx`, with `below` where `h < lo` and `above` where `h >= hi`.
@@ -382,7 +394,7 @@ fn moments<I: Isa>(isa: I, x: &[f32], c: &Consts<I>) -> BlockMoments<I> {
     let (mut s0, mut q0, mut s1, mut q1) = (isa.d_zero(), isa.d_zero(), isa.d_zero(), isa.d_zero());
     let mut vmin = isa.splat(f32::INFINITY);
     let mut vmax = isa.splat(f32::NEG_INFINITY);
-    let (mut nz, mut sat) = (0u32, 0u32);
+    let (mut nz, mut sat) = (isa.c_zero(), isa.c_zero());
     let mut v = 0;
     while v + 2 <= nv {
         // SAFETY: vectors v and v + 1 end at (v + 2) * l <= x.len().
@@ -392,8 +404,8 @@ fn moments<I: Isa>(isa: I, x: &[f32], c: &Consts<I>) -> BlockMoments<I> {
         vmin = isa.min(isa.min(a, b), vmin);
         vmax = isa.max(isa.max(a, b), vmax);
         let (aa, ab) = (isa.abs(a), isa.abs(b));
-        nz += isa.count_lt(aa, c.near_zero) + isa.count_lt(ab, c.near_zero);
-        sat += isa.count_gt(aa, c.saturation) + isa.count_gt(ab, c.saturation);
+        nz = isa.count_lt(isa.count_lt(nz, aa, c.near_zero), ab, c.near_zero);
+        sat = isa.count_gt(isa.count_gt(sat, aa, c.saturation), ab, c.saturation);
         v += 2;
     }
     if v < nv {
@@ -403,16 +415,16 @@ fn moments<I: Isa>(isa: I, x: &[f32], c: &Consts<I>) -> BlockMoments<I> {
         vmin = isa.min(a, vmin);
         vmax = isa.max(a, vmax);
         let aa = isa.abs(a);
-        nz += isa.count_lt(aa, c.near_zero);
-        sat += isa.count_gt(aa, c.saturation);
+        nz = isa.count_lt(nz, aa, c.near_zero);
+        sat = isa.count_gt(sat, aa, c.saturation);
     }
     BlockMoments {
         s: isa.d_add(s0, s1),
         q: isa.d_add(q0, q1),
         min: isa.reduce_min(vmin),
         max: isa.reduce_max(vmax),
-        near_zero: nz,
-        saturated: sat,
+        near_zero: isa.c_total(nz),
+        saturated: isa.c_total(sat),
     }
 }
 
@@ -609,6 +621,7 @@ impl Isa for Avx512 {
     type F = __m512;
     type I = __m512i;
     type D = (__m512d, __m512d);
+    type C = u32;
 
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> __m512 {
@@ -666,14 +679,22 @@ impl Isa for Avx512 {
         unsafe { _mm512_cvttps_epi32(a) }
     }
     #[inline(always)]
-    fn count_lt(self, a: __m512, b: __m512) -> u32 {
+    fn count_lt(self, acc: u32, a: __m512, b: __m512) -> u32 {
         // SAFETY: the token proves AVX-512F (and POPCNT for count_ones).
-        unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b)).count_ones() }
+        acc + unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b)).count_ones() }
     }
     #[inline(always)]
-    fn count_gt(self, a: __m512, b: __m512) -> u32 {
-        // SAFETY: the token proves AVX-512F.
-        unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b)).count_ones() }
+    fn count_gt(self, acc: u32, a: __m512, b: __m512) -> u32 {
+        // SAFETY: the token proves AVX-512F (and POPCNT for count_ones).
+        acc + unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b)).count_ones() }
+    }
+    #[inline(always)]
+    fn c_zero(self) -> u32 {
+        0
+    }
+    #[inline(always)]
+    fn c_total(self, a: u32) -> u32 {
+        a
     }
     #[inline(always)]
     fn all_finite(self, a: __m512) -> bool {
@@ -832,6 +853,7 @@ impl Isa for Avx2 {
     type F = __m256;
     type I = __m256i;
     type D = (__m256d, __m256d);
+    type C = __m256i;
 
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> __m256 {
@@ -884,14 +906,28 @@ impl Isa for Avx2 {
         unsafe { _mm256_cvttps_epi32(a) }
     }
     #[inline(always)]
-    fn count_lt(self, a: __m256, b: __m256) -> u32 {
-        // SAFETY: the token proves AVX (and POPCNT for count_ones).
-        unsafe { (_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(a, b)) as u32).count_ones() }
+    fn count_lt(self, acc: __m256i, a: __m256, b: __m256) -> __m256i {
+        // SAFETY: the token proves AVX2 (a true comparison is -1 in its lane).
+        unsafe { _mm256_sub_epi32(acc, _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(a, b))) }
     }
     #[inline(always)]
-    fn count_gt(self, a: __m256, b: __m256) -> u32 {
-        // SAFETY: the token proves AVX.
-        unsafe { (_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(a, b)) as u32).count_ones() }
+    fn count_gt(self, acc: __m256i, a: __m256, b: __m256) -> __m256i {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_sub_epi32(acc, _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(a, b))) }
+    }
+    #[inline(always)]
+    fn c_zero(self) -> __m256i {
+        self.zero_i()
+    }
+    #[inline(always)]
+    fn c_total(self, a: __m256i) -> u32 {
+        // SAFETY: the token proves AVX2.
+        unsafe {
+            let h = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
+            let h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+            let h = _mm_add_epi32(h, _mm_shuffle_epi32::<1>(h));
+            _mm_cvtsi128_si32(h) as u32
+        }
     }
     #[inline(always)]
     fn all_finite(self, a: __m256) -> bool {
