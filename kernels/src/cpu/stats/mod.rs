@@ -33,6 +33,21 @@
 //! when there are at least two, and the chunk results are merged in order: the result
 //! does not depend on the number of threads.
 //!
+//! # Implementation
+//!
+//! - `prepared`: the configuration in the element type and the per-element rule
+//!   (`Prepared::slot`, `ScalarAcc`) that every path reproduces exactly.
+//! - `x86` (`f32` at the AVX2+FMA and AVX-512 levels, the hot path of activation
+//!   statistics): per L1-sized block, a moments pass and a histogram pass whose
+//!   commonest slots are counted in registers; see that module for the paths (in-range
+//!   blocks, out-of-range blocks, blocks holding a NaN or an infinity).
+//! - `generic`: the same statistics written once over the crate's SIMD backends, for
+//!   `f64`, the portable level and CPUs without the x86 kernels.
+//!
+//! Every path gives the same counts, min and max, bit for bit; the `f64` moments differ
+//! between paths only in summation order (see `kernels/tests/stats.rs`, which checks
+//! every path against a naive reference at every level the CPU has).
+//!
 //! ```
 //! use kernels::cpu::stats::{stats, StatsConfig};
 //! let cfg = StatsConfig { bins: 4, lo: 0.0, hi: 4.0, ..StatsConfig::default() };
