@@ -246,7 +246,15 @@ struct Window<I: Isa> {
     out: [i32; (BLOCK_VECS + 1) * MAX_LANES],
     /// Entries used in `out`.
     len: usize,
+    /// Blocks to wait before the window may be re-chosen, and the wait after the next
+    /// choice that leaves it where it is (doubling up to [`MAX_WINDOW_WAIT`]): a spread
+    /// distribution, where no window holds 7/8 of a block, is not searched every block.
+    wait: u32,
+    backoff: u32,
 }
+
+/// Longest wait, in blocks, between two searches that do not move the window.
+const MAX_WINDOW_WAIT: u32 = 16;
 
 #[inline(always)]
 fn run<I: Isa>(
@@ -287,6 +295,8 @@ fn run<I: Isa>(
         acc: (isa.zero_i(), isa.zero_i()),
         out: [0; (BLOCK_VECS + 1) * MAX_LANES],
         len: 0,
+        wait: 0,
+        backoff: 1,
     };
     if *window == usize::MAX {
         // No history: centre the window on the shift's slot.
@@ -312,8 +322,15 @@ fn run<I: Isa>(
         }
         scatter(&win.out[..win.len], scratch, stride);
         flush_window(isa, &mut win, scratch, stride);
-        if win.len * 8 > len && stride <= MAX_WINDOW_SEARCH {
-            win.base = best_window(scratch, stride);
+        win.wait = win.wait.saturating_sub(1);
+        if win.len * 8 > len && stride <= MAX_WINDOW_SEARCH && win.wait == 0 {
+            let base = best_window(scratch, stride);
+            win.backoff = if base == win.base {
+                (2 * win.backoff).clamp(1, MAX_WINDOW_WAIT)
+            } else {
+                1
+            };
+            (win.base, win.wait) = (base, win.backoff);
         }
         win.len = 0;
         start += len;
