@@ -41,8 +41,9 @@
 //!   statistics): per L1-sized block, a moments pass and a histogram pass whose
 //!   commonest slots are counted in registers; see that module for the paths (in-range
 //!   blocks, out-of-range blocks, blocks holding a NaN or an infinity).
-//! - `generic`: the same statistics written once over the crate's SIMD backends, for
-//!   `f64`, the portable level and CPUs without the x86 kernels.
+//! - `portable` (`f32` at the portable level and on CPUs without the x86 kernels): the
+//!   same block structure in plain Rust, with lane arrays the compiler vectorises.
+//! - `generic`: the statistics written once over the crate's SIMD backends, for `f64`.
 //!
 //! Every path gives the same counts, min and max, bit for bit; the `f64` moments differ
 //! between paths only in summation order (see `kernels/tests/stats.rs`, which checks
@@ -63,6 +64,7 @@
 use rayon::prelude::*;
 
 mod generic;
+mod portable;
 mod prepared;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -479,16 +481,16 @@ fn chunk_partial<T: Float>(
     scratch: &mut [u32],
     window: &mut usize,
 ) -> Partial {
-    #[cfg(target_arch = "x86_64")]
     if let (Some(x32), Some(p32)) = (
         <T as Sealed>::as_f32_slice(x),
         (p as &dyn std::any::Any).downcast_ref::<Prepared<f32>>(),
     ) {
+        #[cfg(target_arch = "x86_64")]
         if let Some(part) = x86::chunk(level, x32, p32, scratch, window) {
             return part;
         }
+        return portable::chunk(x32, p32, scratch);
     }
-    #[cfg(not(target_arch = "x86_64"))]
     let _ = window;
     simd::dispatch(level, ChunkKernel { x, p, scratch })
 }
