@@ -39,15 +39,25 @@ use crate::error::{DiagError, Result};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn tensor_stats(t: &Tensor, config: &StatsConfig, during: &str) -> Result<Stats> {
+    tensor_stats_named(t, config, &|| during.to_string())
+}
+
+/// [`tensor_stats`] with the description built only if an error needs it (a hook that
+/// runs every batch then allocates nothing for it).
+pub(crate) fn tensor_stats_named(
+    t: &Tensor,
+    config: &StatsConfig,
+    during: &dyn Fn() -> String,
+) -> Result<Stats> {
     let tensor_err = |source| DiagError::Tensor {
-        during: during.to_string(),
+        during: during(),
         source,
     };
     #[cfg(feature = "cuda")]
     if t.device().is_cuda() {
         return tensor::cuda::stats(t, config).map_err(|source| match source {
             tensor::TensorError::Kernel(source) => DiagError::Kernel {
-                during: during.to_string(),
+                during: during(),
                 source,
             },
             other => tensor_err(other),
@@ -78,7 +88,7 @@ pub fn tensor_stats(t: &Tensor, config: &StatsConfig, during: &str) -> Result<St
     result
         .map_err(tensor_err)?
         .map_err(|source| DiagError::Kernel {
-            during: during.to_string(),
+            during: during(),
             source,
         })
 }

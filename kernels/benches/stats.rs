@@ -2,8 +2,11 @@
 //!
 //! - `stats`: the fused statistics kernel (40-bin histogram) on the activations of the
 //!   lesson's CNN at batch 1024: conv1 after ReLU (1024x8x14x14, about half zeros) and
-//!   conv4 (1024x64x2x2, signed), with 1 and 2 threads, and per SIMD level on 1 thread.
-//!   Throughput is bytes of input read. PyTorch's `histc` alone runs at ~0.9 GB/s on a
+//!   conv4 (1024x64x2x2, signed), with 1 and 2 threads, and per SIMD level on 1 thread;
+//!   `signed` is the default configuration (`x` over `[-10, 10)`), `magnitudes` the one
+//!   `ActivationConfig::relu()` hooks use (`|x|` over `[0, 10)`), and `nan` is the ReLU
+//!   activation with one NaN per 4096 values (the path for blocks holding a non-finite
+//!   value). Throughput is bytes of input read. PyTorch's `histc` alone runs at ~0.9 GB/s on a
 //!   project machine (`../shared/peers/README.md`).
 //! - `unary`: f32 exp and tanh on 2^20 elements (bytes read + written).
 //! - `softmax`: f32 softmax rows 1024x10 (the classifier head).
@@ -44,20 +47,42 @@ fn bench_stats(c: &mut Criterion) {
         .map(|v| v.max(0.0))
         .collect();
     let conv4 = normal(1024 * 64 * 2 * 2, 2);
-    let cfg = StatsConfig::default();
+    let mut with_nan = conv1.clone();
+    with_nan
+        .iter_mut()
+        .step_by(4096)
+        .for_each(|v| *v = f32::NAN);
+    let signed = StatsConfig::default();
+    let magnitudes = StatsConfig {
+        lo: 0.0,
+        hi: 10.0,
+        abs: true,
+        ..StatsConfig::default()
+    };
     let mut g = c.benchmark_group("stats");
     g.warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
         .sample_size(20);
-    for (name, x) in [("1024x8x14x14_relu", &conv1), ("1024x64x2x2", &conv4)] {
+    let level = dispatch::active();
+    for (name, x, cfg_name, cfg) in [
+        ("1024x8x14x14_relu", &conv1, "magnitudes", &magnitudes),
+        ("1024x8x14x14_relu", &conv1, "signed", &signed),
+        ("1024x64x2x2", &conv4, "magnitudes", &magnitudes),
+        ("1024x64x2x2", &conv4, "signed", &signed),
+        (
+            "1024x8x14x14_relu_nan",
+            &with_nan,
+            "magnitudes",
+            &magnitudes,
+        ),
+    ] {
         g.throughput(Throughput::Bytes((x.len() * 4) as u64));
         for threads in [1, 2] {
             let p = pool(threads);
-            let level = dispatch::active();
             g.bench_with_input(
-                BenchmarkId::new(format!("{name}/{level}"), format!("{threads}t")),
+                BenchmarkId::new(format!("{name}/{cfg_name}/{level}"), format!("{threads}t")),
                 x,
-                |b, x| p.install(|| b.iter(|| stats_at(level, black_box(x), &cfg).expect("stats"))),
+                |b, x| p.install(|| b.iter(|| stats_at(level, black_box(x), cfg).expect("stats"))),
             );
         }
     }
@@ -65,11 +90,16 @@ fn bench_stats(c: &mut Criterion) {
     let p = pool(1);
     g.throughput(Throughput::Bytes((conv1.len() * 4) as u64));
     for level in SimdLevel::available() {
-        g.bench_with_input(
-            BenchmarkId::new("1024x8x14x14_relu/levels", format!("{level}/1t")),
-            &conv1,
-            |b, x| p.install(|| b.iter(|| stats_at(level, black_box(x), &cfg).expect("stats"))),
-        );
+        for (cfg_name, cfg) in [("magnitudes", &magnitudes), ("signed", &signed)] {
+            g.bench_with_input(
+                BenchmarkId::new(
+                    format!("1024x8x14x14_relu/{cfg_name}/levels"),
+                    format!("{level}/1t"),
+                ),
+                &conv1,
+                |b, x| p.install(|| b.iter(|| stats_at(level, black_box(x), cfg).expect("stats"))),
+            );
+        }
     }
     g.finish();
 }

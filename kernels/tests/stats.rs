@@ -517,3 +517,266 @@ fn merging_different_configurations_is_an_error() {
         "a failed merge leaves the accumulator unchanged"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// The paths of the x86 `f32` kernel (a moments pass and a histogram pass per block of
+// 1024 (AVX2) or 2048 (AVX-512) values; a fast histogram when a block is finite and
+// inside the range, with or without the subtraction of `lo` and the clamp to the last
+// bin; the full rule when a block reaches outside the range; vector-by-vector with the
+// scalar rule when a block holds a NaN or an infinity; an 8-slot register window that
+// follows the data) against the naive reference, at every level, on sizes around the
+// block and chunk boundaries.
+
+/// Around the vector (8, 16), block (1024, 2048) and chunk (65536) boundaries, and the
+/// parallel threshold (131072).
+const PATH_SIZES: [usize; 20] = [
+    0, 1, 3, 7, 8, 15, 16, 17, 33, 1000, 1023, 1025, 2047, 2048, 2049, 4097, 65535, 65536, 65537,
+    131_073,
+];
+
+/// The configurations the paths depend on: signed and magnitude histograms, `lo = 0`
+/// (no subtraction) and `lo != 0`, a magnitude histogram that starts above 0, fewer
+/// slots than the window, and more slots than the window search and the stack scratch.
+fn path_configs() -> Vec<(&'static str, StatsConfig)> {
+    let d = StatsConfig::default();
+    vec![
+        ("signed", d),
+        (
+            "magnitudes",
+            StatsConfig {
+                lo: 0.0,
+                hi: 10.0,
+                abs: true,
+                ..d
+            },
+        ),
+        (
+            "tanh",
+            StatsConfig {
+                lo: -1.0,
+                hi: 1.0,
+                ..d
+            },
+        ),
+        (
+            "odd",
+            StatsConfig {
+                bins: 37,
+                lo: -7.3,
+                hi: 6.1,
+                near_zero: 0.05,
+                saturation: 2.5,
+                abs: false,
+            },
+        ),
+        (
+            "abs_from_0.5",
+            StatsConfig {
+                bins: 10,
+                lo: 0.5,
+                hi: 3.0,
+                abs: true,
+                ..d
+            },
+        ),
+        (
+            "one_bin",
+            StatsConfig {
+                bins: 1,
+                lo: 0.0,
+                hi: 1.0,
+                ..d
+            },
+        ),
+        (
+            "five_bins",
+            StatsConfig {
+                bins: 5,
+                lo: -1.0,
+                hi: 4.0,
+                ..d
+            },
+        ),
+        (
+            "300_bins",
+            StatsConfig {
+                bins: 300,
+                lo: -6.0,
+                hi: 6.0,
+                ..d
+            },
+        ),
+    ]
+}
+
+/// Deterministic normal samples.
+fn normal(rng: &mut StdRng) -> f32 {
+    let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
+    ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+}
+
+/// Data that drives each path: `(name, values)` for `n` values.
+fn path_data(n: usize) -> Vec<(&'static str, Vec<f32>)> {
+    let mut rng = StdRng::seed_from_u64(0x5eed ^ n as u64);
+    let relu: Vec<f32> = (0..n).map(|_| normal(&mut rng).max(0.0)).collect();
+    let narrow: Vec<f32> = (0..n).map(|_| 0.3 * normal(&mut rng)).collect();
+    let wide: Vec<f32> = (0..n).map(|_| 8.0 * normal(&mut rng)).collect();
+    // Just below hi: (h - lo) * scale can round up to `bins`, which the clamp fixes.
+    let near_hi: Vec<f32> = (0..n)
+        .map(|i| {
+            let top = [
+                9.999_999f32,
+                0.999_999_9,
+                6.099_999_6,
+                2.999_999_8,
+                3.999_999_8,
+            ];
+            top[i % top.len()] - (i % 3) as f32 * 1e-6
+        })
+        .collect();
+    // Runs of one value: zeros (ReLU), -0.0, a bin edge, `hi` itself, a subnormal.
+    let runs: Vec<f32> = (0..n)
+        .map(|i| match (i / 300) % 6 {
+            0 => 0.0,
+            1 => -0.0,
+            2 => 0.5,
+            3 => 10.0,
+            4 => 1e-40,
+            _ => -2.5,
+        })
+        .collect();
+    // The window has to move: the distribution changes every 2500 values, some blocks
+    // are spread over every bin.
+    let moving: Vec<f32> = (0..n)
+        .map(|i| match (i / 2500) % 4 {
+            0 => 0.1 * normal(&mut rng) - 8.0,
+            1 => 0.1 * normal(&mut rng) + 7.0,
+            2 => rng.random_range(-12.0f32..12.0),
+            _ => 0.2 * normal(&mut rng),
+        })
+        .collect();
+    // Non-finite values: one in some blocks, whole vectors of them, an infinity in an
+    // otherwise in-range block, NaN with every sign and payload.
+    let mut specials = narrow.clone();
+    for (i, v) in specials.iter_mut().enumerate() {
+        if i % 997 == 5 {
+            *v = f32::NAN;
+        } else if i % 1499 == 7 {
+            *v = f32::INFINITY;
+        } else if i % 2003 == 11 {
+            *v = f32::NEG_INFINITY;
+        } else if i % 3001 == 13 {
+            *v = -f32::from_bits(0x7fc0_0001);
+        } else if (4096..4096 + 40).contains(&i) {
+            *v = f32::NAN;
+        }
+    }
+    let all_nan = vec![f32::NAN; n];
+    // Extremes: the largest finite values and the smallest subnormals.
+    let extremes: Vec<f32> = (0..n)
+        .map(|i| match i % 5 {
+            0 => f32::MAX,
+            1 => -f32::MAX,
+            2 => f32::from_bits(1),
+            3 => -f32::MIN_POSITIVE,
+            _ => narrow[i],
+        })
+        .collect();
+    vec![
+        ("relu", relu),
+        ("narrow", narrow),
+        ("wide", wide),
+        ("near_hi", near_hi),
+        ("runs", runs),
+        ("moving", moving),
+        ("specials", specials),
+        ("all_nan", all_nan),
+        ("extremes", extremes),
+    ]
+}
+
+#[test]
+fn every_kernel_path_matches_the_reference() {
+    for &n in &PATH_SIZES {
+        for (data_name, x) in path_data(n) {
+            for (cfg_name, cfg) in path_configs() {
+                let r = reference(&x, &cfg);
+                for level in SimdLevel::available() {
+                    let s = stats_at(level, &x, &cfg).unwrap();
+                    check(
+                        &s,
+                        &r,
+                        1e-10,
+                        &format!("{data_name} / {cfg_name} at {level}, n = {n}"),
+                    );
+                    assert_eq!(s.len(), n as u64);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kernel_path_is_independent_of_the_thread_count() {
+    let n = 400_003;
+    let pools: Vec<rayon::ThreadPool> = [1, 2, 3]
+        .iter()
+        .map(|&t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    for (data_name, x) in path_data(n) {
+        for (cfg_name, cfg) in path_configs() {
+            for level in SimdLevel::available() {
+                let runs: Vec<Stats> = pools
+                    .iter()
+                    .map(|p| p.install(|| stats_at(level, &x, &cfg).unwrap()))
+                    .collect();
+                for s in &runs[1..] {
+                    // Bit for bit: the same chunks, merged in the same order.
+                    assert_eq!(
+                        s, &runs[0],
+                        "{data_name} / {cfg_name} at {level}: threads change the result"
+                    );
+                    assert_eq!(s.mean().to_bits(), runs[0].mean().to_bits());
+                    assert_eq!(s.var().to_bits(), runs[0].var().to_bits());
+                }
+                check(
+                    &runs[0],
+                    &reference(&x, &cfg),
+                    1e-10,
+                    &format!("{data_name} / {cfg_name} at {level}, n = {n}"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn accumulating_runs_equals_one_pass_on_every_path() {
+    // A strided tensor feeds the kernel one contiguous run at a time; each call starts
+    // a fresh window and fresh blocks, and the counts must not notice.
+    let cfg = StatsConfig {
+        lo: 0.0,
+        hi: 10.0,
+        abs: true,
+        ..StatsConfig::default()
+    };
+    for (data_name, x) in path_data(70_001) {
+        for level in SimdLevel::available() {
+            let mut acc = Stats::empty(&cfg).unwrap();
+            for run in x.chunks(4099) {
+                accumulate_at(level, &mut acc, run).unwrap();
+            }
+            check(
+                &acc,
+                &reference(&x, &cfg),
+                1e-10,
+                &format!("{data_name} in runs of 4099 at {level}"),
+            );
+        }
+    }
+}

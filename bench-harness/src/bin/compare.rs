@@ -18,7 +18,8 @@
 //! (784-128-10 tanh MLP step, batch 32) `makemore` (the lecture's MLP with
 //! BatchNorm1d, batch 32 and 256), `epoch` (one epoch of the full training set at
 //! batch 1024, both CNNs) and `hooks` (the train step with and without activation
-//! statistics on every top-level layer). Default: all but `epoch` and `hooks`.
+//! statistics on every top-level layer, and the statistics alone timed inside the hooks,
+//! per step). Default: all but `epoch` and `hooks`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -523,13 +524,67 @@ fn sec_hooks(r: &mut Runner) -> AnyResult<()> {
             let (p, h) = (summary(&plain), summary(&hooked));
             r.record(format!("hooks/{name}/bs{bs}/hooks/step_plain"), p);
             r.record(format!("hooks/{name}/bs{bs}/hooks/step_hooked"), h);
+            // The statistics alone, timed inside the hooks: the same kernel calls as
+            // `ActivationStats` makes, summed per step. Much less noisy than the
+            // difference of two step medians on a shared machine.
+            let s = stats_time_per_step(&model, &top_level(), &mut step)?;
+            r.record(format!("hooks/{name}/bs{bs}/hooks/stats_per_step"), s);
             println!(
-                "  hooks/{name}/bs{bs}: overhead {:+.1}%",
-                100.0 * (h.median_ms / p.median_ms - 1.0)
+                "  hooks/{name}/bs{bs}: overhead {:+.1}%; statistics alone {:.2} ms per step, {:.1}% of the plain step",
+                100.0 * (h.median_ms / p.median_ms - 1.0),
+                s.median_ms,
+                100.0 * s.median_ms / p.median_ms
             );
         }
     }
     Ok(())
+}
+
+/// Runs `step` with a forward hook on each module `filter` chooses that computes the
+/// statistics `ActivationStats` records (`tensor_stats` under `ActivationConfig::relu()`)
+/// and times only that; returns the per-step sums over timed steps.
+fn stats_time_per_step(
+    model: &dyn Module,
+    filter: &nn::hooks::ModuleFilter,
+    step: &mut dyn FnMut() -> AnyResult<()>,
+) -> AnyResult<Timing> {
+    use std::sync::{Arc, Mutex};
+    let cfg = diagnostics::activations::ActivationConfig::relu().stats_config();
+    let total: Arc<Mutex<(f64, Option<String>)>> = Arc::default();
+    let shared = total.clone();
+    let _hooks = nn::hooks::HookCollection::forward(model, filter, move |_, _| {
+        let shared = shared.clone();
+        move |_: &nn::hooks::HookContext<'_>, _: &Tensor, out: &Tensor| {
+            let t = Instant::now();
+            let result = diagnostics::tensor_stats::tensor_stats(out, &cfg, "timed hook");
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            let mut total = shared.lock().unwrap_or_else(|e| e.into_inner());
+            total.0 += ms;
+            if let Err(e) = result {
+                total.1.get_or_insert(e.to_string());
+            }
+        }
+    });
+    let mut per_step = Vec::new();
+    for i in 0..12 {
+        step()?;
+        let mut total = total.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = total.1.take() {
+            return Err(e.into());
+        }
+        if i >= 2 {
+            per_step.push(total.0);
+        }
+        total.0 = 0.0;
+    }
+    per_step.sort_by(f64::total_cmp);
+    let at = |q: f64| per_step[((per_step.len() - 1) as f64 * q).round() as usize];
+    Ok(Timing {
+        median_ms: at(0.5),
+        p10_ms: at(0.1),
+        p90_ms: at(0.9),
+        n: per_step.len(),
+    })
 }
 
 /// The lesson's BatchNorm + GeneralRelu(leak 0.1, sub 0.4) CNN, as the peer's

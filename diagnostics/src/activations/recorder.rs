@@ -10,7 +10,7 @@ use tensor::Tensor;
 
 use crate::error::{name_list, DiagError, Result};
 use crate::histogram::HistogramSpec;
-use crate::tensor_stats::tensor_stats;
+use crate::tensor_stats::tensor_stats_named;
 
 use super::capture::{SaturationMap, Snapshot, SnapshotLayer};
 use super::config::{ActivationConfig, Pass, SnapshotBins};
@@ -79,11 +79,12 @@ impl Store {
             return;
         }
 
-        let path = self.log.layers[layer].path.clone();
         let result = self.capture(layer, call, pass, output, due);
         if let Err(e) = result {
             // Keep the first failure of each layer; later ones say nothing new.
-            if !self.log.failures.iter().any(|f| f.layer == path) {
+            let path = &self.log.layers[layer].path;
+            if !self.log.failures.iter().any(|f| f.layer == *path) {
+                let path = path.clone();
                 self.log.failures.push(HookFailure {
                     layer: path,
                     pass,
@@ -105,18 +106,19 @@ impl Store {
         due: Due,
     ) -> Result<()> {
         let config = &self.log.config;
-        let during = format!("activation of layer {:?}", self.log.layers[layer].path);
+        // Named only when something fails: a recorded call allocates nothing for it.
+        let during = || format!("activation of layer {:?}", self.log.layers[layer].path);
         let sample = match (config.sample_examples, output.dims().first()) {
             (Some(k), Some(&batch)) if batch > k => {
                 Some(output.narrow(0, 0, k).map_err(|source| DiagError::Tensor {
-                    during: during.clone(),
+                    during: during(),
                     source,
                 })?)
             }
             _ => None,
         };
         let data = sample.as_ref().unwrap_or(output);
-        let stats = tensor_stats(data, &config.stats_config(), &during)?;
+        let stats = tensor_stats_named(data, &config.stats_config(), &during)?;
         let mut record = ActivationRecord::from_stats(call, pass, &stats, config);
         record.order = self.next_order;
 
@@ -139,7 +141,7 @@ impl Store {
                     abs: spec.abs,
                     ..config.stats_config()
                 };
-                let s = tensor_stats(data, &cfg, &during)?;
+                let s = tensor_stats_named(data, &cfg, &during)?;
                 (s.histogram().to_vec(), s.below(), s.above())
             };
             let entry = SnapshotLayer {

@@ -107,6 +107,8 @@ pub(crate) mod sealed {
         where
             Self: Float;
 
+        /// `x` as `f32`s when `Self` is `f32` (kernels with an `f32`-only fast path).
+        fn as_f32_slice(x: &[Self]) -> Option<&[f32]>;
         /// `|x|`.
         fn abs(self) -> Self;
         /// Square root (IEEE, correctly rounded).
@@ -482,6 +484,10 @@ impl sealed::Sealed for f32 {
     }
 
     #[inline(always)]
+    fn as_f32_slice(x: &[Self]) -> Option<&[f32]> {
+        Some(x)
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         f32::abs(self)
     }
@@ -588,6 +594,10 @@ impl sealed::Sealed for f64 {
         }
     }
 
+    #[inline(always)]
+    fn as_f32_slice(_x: &[Self]) -> Option<&[f32]> {
+        None
+    }
     #[inline(always)]
     fn abs(self) -> Self {
         f64::abs(self)

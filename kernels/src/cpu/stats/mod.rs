@@ -33,6 +33,22 @@
 //! when there are at least two, and the chunk results are merged in order: the result
 //! does not depend on the number of threads.
 //!
+//! # Implementation
+//!
+//! - `prepared`: the configuration in the element type and the per-element rule
+//!   (`Prepared::slot`, `ScalarAcc`) that every path reproduces exactly.
+//! - `x86` (`f32` at the AVX2+FMA and AVX-512 levels, the hot path of activation
+//!   statistics): per L1-sized block, a moments pass and a histogram pass whose
+//!   commonest slots are counted in registers; see that module for the paths (in-range
+//!   blocks, out-of-range blocks, blocks holding a NaN or an infinity).
+//! - `portable` (`f32` at the portable level and on CPUs without the x86 kernels): the
+//!   same block structure in plain Rust, with lane arrays the compiler vectorises.
+//! - `generic`: the statistics written once over the crate's SIMD backends, for `f64`.
+//!
+//! Every path gives the same counts, min and max, bit for bit; the `f64` moments differ
+//! between paths only in summation order (see `kernels/tests/stats.rs`, which checks
+//! every path against a naive reference at every level the CPU has).
+//!
 //! ```
 //! use kernels::cpu::stats::{stats, StatsConfig};
 //! let cfg = StatsConfig { bins: 4, lo: 0.0, hi: 4.0, ..StatsConfig::default() };
@@ -47,9 +63,18 @@
 
 use rayon::prelude::*;
 
+mod generic;
+mod portable;
+mod prepared;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 use crate::cpu::dispatch::{self, SimdLevel};
-use crate::cpu::simd::{self, sealed::Sealed, Simd, WithSimd};
+use crate::cpu::simd::{self, sealed::Sealed};
 use crate::error::{KernelError, Result};
+
+use generic::ChunkKernel;
+use prepared::{Partial, Prepared};
 
 pub use crate::cpu::simd::Float;
 
@@ -447,271 +472,34 @@ pub(crate) struct Totals {
     pub(crate) non_finite: u64,
 }
 
-/// One chunk's result, before it is folded into a [`Stats`]. The histogram, `below`
-/// and `above` counts stay in the sub-histogram scratch.
-#[derive(Clone, Copy, Debug)]
-struct Partial {
-    count: u64,
-    /// The chunk's shift: sums are of `x - shift`.
-    shift: f64,
-    sum: f64,
-    sum_sq: f64,
-    min: f64,
-    max: f64,
-    near_zero: u64,
-    saturated: u64,
-    non_finite: u64,
-}
-
-/// A configuration converted to the element type, with the histogram slot values.
-#[derive(Clone, Copy, Debug)]
-struct Prepared<T> {
-    lo: T,
-    hi: T,
-    scale: T,
-    last_bin: T,
-    below_slot: T,
-    above_slot: T,
-    near_zero: T,
-    saturation: T,
-    abs: bool,
-    bins: usize,
-}
-
-impl<T: Float> Prepared<T> {
-    /// Converts a (validated) configuration to `T`; errors if the range collapses or
-    /// the bin scale overflows in `T`.
-    fn new(cfg: &StatsConfig) -> Result<Self> {
-        cfg.validate()?;
-        let (lo, hi) = (T::from_f64(cfg.lo), T::from_f64(cfg.hi));
-        let scale = T::from_f64(cfg.bins as f64 / (hi.to_f64() - lo.to_f64()));
-        let ok = lo < hi
-            && Sealed::is_finite(lo)
-            && Sealed::is_finite(hi)
-            && Sealed::is_finite(scale)
-            && scale > T::ZERO;
-        if !ok {
-            return Err(KernelError::InvalidArgument {
-                op: "stats",
-                detail: format!(
-                    "histogram range [{}, {}) with {} bins is not representable in {}",
-                    cfg.lo,
-                    cfg.hi,
-                    cfg.bins,
-                    T::NAME
-                ),
-            });
+/// The statistics of one chunk at `level`, its histogram left in `scratch` (see
+/// [`accumulate_serial`]); `window` is the x86 kernel's hint carried between chunks.
+fn chunk_partial<T: Float>(
+    level: SimdLevel,
+    x: &[T],
+    p: &Prepared<T>,
+    scratch: &mut [u32],
+    window: &mut usize,
+) -> Partial {
+    if let (Some(x32), Some(p32)) = (
+        <T as Sealed>::as_f32_slice(x),
+        (p as &dyn std::any::Any).downcast_ref::<Prepared<f32>>(),
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(part) = x86::chunk(level, x32, p32, scratch, window) {
+            return part;
         }
-        Ok(Self {
-            lo,
-            hi,
-            scale,
-            last_bin: T::from_f64((cfg.bins - 1) as f64),
-            below_slot: T::from_f64(cfg.bins as f64),
-            above_slot: T::from_f64((cfg.bins + 1) as f64),
-            near_zero: T::from_f64(cfg.near_zero),
-            saturation: T::from_f64(cfg.saturation),
-            abs: cfg.abs,
-            bins: cfg.bins,
-        })
+        return portable::chunk(x32, p32, scratch);
     }
-
-    /// The histogram slot of a finite value: a bin, `bins` (below) or `bins + 1`
-    /// (above). The same IEEE operations as the vector path, so the same slot.
-    #[inline(always)]
-    fn slot(&self, x: T) -> usize {
-        let h = if self.abs { Sealed::abs(x) } else { x };
-        if h < self.lo {
-            return self.bins;
-        }
-        if h >= self.hi {
-            return self.bins + 1;
-        }
-        let t = (h - self.lo) * self.scale;
-        let t = if t < self.last_bin { t } else { self.last_bin };
-        let t = if T::ZERO > t { T::ZERO } else { t };
-        // t is in [0, bins - 1]: truncation is the floor.
-        t.to_f64() as usize
-    }
-}
-
-/// Scalar accumulators for elements outside the vector loop (tails and vectors that
-/// hold a non-finite value).
-struct ScalarAcc {
-    shift: f64,
-    sum: f64,
-    sum_sq: f64,
-    min: f64,
-    max: f64,
-    near_zero: u64,
-    saturated: u64,
-    non_finite: u64,
-}
-
-impl ScalarAcc {
-    #[inline(always)]
-    fn push<T: Float>(&mut self, x: T, p: &Prepared<T>, scratch: &mut [u32], sub: usize) {
-        if !Sealed::is_finite(x) {
-            self.non_finite += 1;
-            return;
-        }
-        let xf = x.to_f64();
-        let d = xf - self.shift;
-        self.sum += d;
-        self.sum_sq += d * d;
-        // x is finite here, so plain comparisons suffice (no NaN handling).
-        if xf < self.min {
-            self.min = xf;
-        }
-        if xf > self.max {
-            self.max = xf;
-        }
-        let a = Sealed::abs(x);
-        self.near_zero += u64::from(a < p.near_zero);
-        self.saturated += u64::from(a > p.saturation);
-        scratch[sub * (p.bins + 2) + p.slot(x)] += 1;
-    }
-}
-
-/// The statistics of one chunk (at most [`CHUNK`] elements, so `u32` counters cannot
-/// overflow), with the histogram scattered into `scratch`.
-struct ChunkKernel<'a, T> {
-    x: &'a [T],
-    p: &'a Prepared<T>,
-    scratch: &'a mut [u32],
-}
-
-impl<T: Float> WithSimd<T> for ChunkKernel<'_, T> {
-    type Output = Partial;
-
-    #[inline(always)]
-    fn run<S: Simd<E = T>>(self, s: S) -> Partial {
-        let (x, p, scratch) = (self.x, self.p, self.scratch);
-        let l = S::LANES;
-        let n = x.len();
-        let stride = p.bins + 2;
-        let shift = x
-            .iter()
-            .find(|v| Sealed::is_finite(**v))
-            .map_or(0.0, |v| v.to_f64());
-        let mut acc = ScalarAcc {
-            shift,
-            sum: 0.0,
-            sum_sq: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            near_zero: 0,
-            saturated: 0,
-            non_finite: 0,
-        };
-
-        let (inf, zero) = (s.splat(T::INFINITY), s.splat(T::ZERO));
-        let (lo, hi, scale, last) = (
-            s.splat(p.lo),
-            s.splat(p.hi),
-            s.splat(p.scale),
-            s.splat(p.last_bin),
-        );
-        let (below, above) = (s.splat(p.below_slot), s.splat(p.above_slot));
-        let (nz, sat) = (s.splat(p.near_zero), s.splat(p.saturation));
-        let shift_w = s.w_splat(shift);
-        let mut vmin = inf;
-        let mut vmax = s.neg(inf);
-        let (mut ws, mut wq) = (s.w_zero(), s.w_zero());
-        // Counts as float lanes (exact: at most CHUNK per lane, below 2^24).
-        let (mut near_zero, mut saturated) = (zero, zero);
-        // Lane j scatters into sub-histogram j % SUB_HISTS; that sub-histogram's
-        // offset is added to the (integral) bin index in the vector.
-        let mut offsets = [T::ZERO; simd::MAX_LANES];
-        for (j, o) in offsets.iter_mut().enumerate() {
-            *o = T::from_f64(((j % SUB_HISTS) * stride) as f64);
-        }
-        // SAFETY: `offsets` holds MAX_LANES >= LANES elements.
-        let offsets = unsafe { s.load(offsets.as_ptr()) };
-        let scratch = &mut scratch[..SUB_HISTS * stride];
-        let mut idx = [0i32; simd::MAX_LANES];
-        let mut rot = 0usize;
-
-        let mut i = 0;
-        if l == 1 {
-            // The portable backend: plain scalar code with (mostly) predictable
-            // branches; the vector formulation below would branch on every select.
-            i = n;
-            for (j, &e) in x.iter().enumerate() {
-                acc.push(e, p, scratch, j & (SUB_HISTS - 1));
-            }
-        }
-        while i + l <= n {
-            // SAFETY: `i + l <= n`, so the load reads inside `x`.
-            let v = unsafe { s.load(x.as_ptr().add(i)) };
-            let a = s.abs(v);
-            if !s.all(s.lt(a, inf)) {
-                // Rare: a NaN or infinity in this vector; take it one element at a time.
-                for (j, &e) in x[i..i + l].iter().enumerate() {
-                    acc.push(e, p, scratch, (rot + j) & (SUB_HISTS - 1));
-                }
-                rot += l;
-                i += l;
-                continue;
-            }
-            vmin = s.min(vmin, v);
-            vmax = s.max(vmax, v);
-            let d = s.w_sub(s.w_widen(v), shift_w);
-            ws = s.w_add(ws, d);
-            wq = s.w_mul_add(d, d, wq);
-            near_zero = s.add_one_where(near_zero, s.lt(a, nz));
-            saturated = s.add_one_where(saturated, s.gt(a, sat));
-
-            let h = if p.abs { a } else { v };
-            // Clamp into [0, last] first (min/max return their second operand for a
-            // NaN, so even a NaN would land on a valid slot), then floor.
-            let t = s.min(s.mul(s.sub(h, lo), scale), last);
-            let f = s.floor(s.max(zero, t));
-            let f = s.select(s.lt(h, lo), below, f);
-            let f = s.select(s.ge(h, hi), above, f);
-            let f = s.add(f, offsets);
-            // SAFETY: `idx` holds MAX_LANES >= LANES i32s; the lanes are integers below
-            // SUB_HISTS * stride (at most 8 * (MAX_BINS + 2)), within i32.
-            unsafe { s.store_index(idx.as_mut_ptr(), f) };
-            // Read the indices back from memory (cheap loads) rather than letting the
-            // compiler extract them lane by lane from the register (two uops each on
-            // one port, which made extraction the bottleneck).
-            let idx = std::hint::black_box(&idx);
-            for &b in &idx[..l] {
-                // SAFETY: each lane is a slot in 0..=bins+1 (clamped and selected above)
-                // plus its sub-histogram offset (j % SUB_HISTS) * stride, so it is below
-                // SUB_HISTS * stride = scratch.len().
-                unsafe { *scratch.get_unchecked_mut(b as usize) += 1 };
-            }
-            rot += l;
-            i += l;
-        }
-        for (j, &e) in x[i..].iter().enumerate() {
-            acc.push(e, p, scratch, (rot + j) & (SUB_HISTS - 1));
-        }
-        let near_zero = s.reduce_add(near_zero).to_f64() as u64;
-        let saturated = s.reduce_add(saturated).to_f64() as u64;
-
-        let count = (n as u64) - acc.non_finite;
-        let (vmin, vmax) = (s.reduce_min(vmin).to_f64(), s.reduce_max(vmax).to_f64());
-        Partial {
-            count,
-            shift,
-            sum: s.w_sum(ws) + acc.sum,
-            sum_sq: s.w_sum(wq) + acc.sum_sq,
-            min: vmin.min(acc.min),
-            max: vmax.max(acc.max),
-            near_zero: near_zero + acc.near_zero,
-            saturated: saturated + acc.saturated,
-            non_finite: acc.non_finite,
-        }
-    }
+    let _ = window;
+    simd::dispatch(level, ChunkKernel { x, p, scratch })
 }
 
 /// Accumulates `x` into `acc` chunk by chunk on this thread.
 fn accumulate_serial<T: Float>(level: SimdLevel, acc: &mut Stats, x: &[T], p: &Prepared<T>) {
-    let len = SUB_HISTS * (p.bins + 2);
-    let mut stack = [0u32; SUB_HISTS * (STACK_BINS + 2)];
+    // Row 0 and SUB_HISTS rotating rows of `bins + 2` slots (bins, below, above).
+    let len = (1 + SUB_HISTS) * (p.bins + 2);
+    let mut stack = [0u32; (1 + SUB_HISTS) * (STACK_BINS + 2)];
     let mut heap = Vec::new();
     let scratch: &mut [u32] = if p.bins <= STACK_BINS {
         &mut stack[..len]
@@ -719,15 +507,9 @@ fn accumulate_serial<T: Float>(level: SimdLevel, acc: &mut Stats, x: &[T], p: &P
         heap.resize(len, 0);
         &mut heap
     };
+    let mut window = usize::MAX;
     for chunk in x.chunks(CHUNK) {
-        let part = simd::dispatch(
-            level,
-            ChunkKernel {
-                x: chunk,
-                p,
-                scratch: &mut *scratch,
-            },
-        );
+        let part = chunk_partial(level, chunk, p, scratch, &mut window);
         acc.fold(&part, scratch);
     }
 }
