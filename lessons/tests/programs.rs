@@ -184,7 +184,7 @@ fn diagnose_uses_each_stages_lr_unless_lr_is_given() {
     let expected = [
         ("baseline", "0.6"),
         ("kaiming", "0.2"),
-        ("one-cycle", "2 (peak)"),
+        ("one-cycle", "1 (peak)"),
         ("small-batch-batchnorm", "0.4"),
         ("small-batch-batchnorm-eps0.1", "0.4"),
         ("small-batch-runningbatchnorm", "0.4"),
