@@ -26,7 +26,7 @@
 //! assert_eq!(again.sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
 use crate::dtype::{DType, Element};
@@ -39,20 +39,91 @@ pub const MIN_POOLED_BYTES: usize = 128 * 1024;
 /// The default limit on the bytes the pool holds: 1 GiB.
 pub const DEFAULT_LIMIT_BYTES: usize = 1 << 30;
 
-/// Free buffers by dtype and length.
+/// A buffer's dtype and length: the pool reuses only exact matches.
+type Key = (DType, usize);
+
+/// Free buffers by dtype and length, oldest first, with the order they were kept in
+/// across all keys, so that a full pool makes room by freeing the buffers that have
+/// waited longest. Without that, a program whose shapes change (another model, an
+/// evaluation batch, the next stage of `diagnose`) would fill the pool with buffers
+/// nothing asks for again, and every later large tensor would come from the
+/// allocator, page faults and all.
 struct Pool {
-    free: HashMap<(DType, usize), Vec<CpuStorage>>,
+    free: HashMap<Key, Vec<(u64, CpuStorage)>>,
+    /// Stamp of every kept buffer (increasing with the time it was kept) to its key.
+    order: BTreeMap<u64, Key>,
+    next_stamp: u64,
     bytes: usize,
     limit: usize,
 }
 
-static POOL: LazyLock<Mutex<Pool>> = LazyLock::new(|| {
-    Mutex::new(Pool {
-        free: HashMap::new(),
-        bytes: 0,
-        limit: DEFAULT_LIMIT_BYTES,
-    })
-});
+impl Pool {
+    fn new(limit: usize) -> Self {
+        Self {
+            free: HashMap::new(),
+            order: BTreeMap::new(),
+            next_stamp: 0,
+            bytes: 0,
+            limit,
+        }
+    }
+
+    /// Keeps `storage` (if it is large enough and not over the limit on its own),
+    /// evicting the longest-kept buffers to make room. Returns what to free: the
+    /// evicted buffers, or `storage` itself when it is not kept.
+    fn put(&mut self, storage: CpuStorage) -> Vec<CpuStorage> {
+        let bytes = bytes_of(&storage);
+        if bytes < MIN_POOLED_BYTES || bytes > self.limit {
+            return vec![storage];
+        }
+        let mut evicted = Vec::new();
+        while self.bytes + bytes > self.limit {
+            let Some((_, key)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some(list) = self.free.get_mut(&key) {
+                // Stamps grow along each list, so the oldest of a key comes first.
+                let (_, old) = list.remove(0);
+                if list.is_empty() {
+                    self.free.remove(&key);
+                }
+                self.bytes -= bytes_of(&old);
+                evicted.push(old);
+            }
+        }
+        let key = (storage.dtype(), len_of(&storage));
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        self.order.insert(stamp, key);
+        self.bytes += bytes;
+        self.free.entry(key).or_default().push((stamp, storage));
+        evicted
+    }
+
+    /// The most recently kept buffer of `key`, if any.
+    fn take(&mut self, key: Key) -> Option<CpuStorage> {
+        let list = self.free.get_mut(&key)?;
+        let (stamp, storage) = list.pop()?;
+        if list.is_empty() {
+            self.free.remove(&key);
+        }
+        self.order.remove(&stamp);
+        self.bytes -= bytes_of(&storage);
+        Some(storage)
+    }
+
+    /// Drops every buffer, handing them back to free outside the lock.
+    fn drain(&mut self) -> Vec<CpuStorage> {
+        self.order.clear();
+        self.bytes = 0;
+        self.free
+            .drain()
+            .flat_map(|(_, list)| list.into_iter().map(|(_, s)| s))
+            .collect()
+    }
+}
+
+static POOL: LazyLock<Mutex<Pool>> = LazyLock::new(|| Mutex::new(Pool::new(DEFAULT_LIMIT_BYTES)));
 
 /// The pool, whatever a panicking thread left it as (it holds only whole buffers).
 fn pool() -> std::sync::MutexGuard<'static, Pool> {
@@ -60,12 +131,7 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
 }
 
 fn bytes_of(storage: &CpuStorage) -> usize {
-    let (len, size) = match storage {
-        CpuStorage::F32(v) => (v.len(), 4),
-        CpuStorage::F64(v) => (v.len(), 8),
-        CpuStorage::U32(v) => (v.len(), 4),
-    };
-    len * size
+    len_of(storage) * storage.dtype().size_in_bytes()
 }
 
 fn len_of(storage: &CpuStorage) -> usize {
@@ -91,7 +157,7 @@ pub struct PoolStats {
 pub fn stats() -> PoolStats {
     let p = pool();
     PoolStats {
-        buffers: p.free.values().map(Vec::len).sum(),
+        buffers: p.order.len(),
         bytes: p.bytes,
         limit: p.limit,
     }
@@ -99,34 +165,29 @@ pub fn stats() -> PoolStats {
 
 /// Sets the most bytes the pool may hold (0 turns it off) and frees buffers beyond it.
 pub fn set_limit(bytes: usize) {
-    let mut p = pool();
-    p.limit = bytes;
-    if p.bytes > bytes {
-        p.free.clear();
-        p.bytes = 0;
-    }
+    let freed = {
+        let mut p = pool();
+        p.limit = bytes;
+        if p.bytes > bytes {
+            p.drain()
+        } else {
+            Vec::new()
+        }
+    };
+    drop(freed);
 }
 
 /// Returns every kept buffer to the allocator.
 pub fn clear() {
-    let mut p = pool();
-    p.free.clear();
-    p.bytes = 0;
+    let freed = pool().drain();
+    drop(freed);
 }
 
-/// Keeps the buffer of a storage being dropped, if it is large enough and fits.
+/// Keeps the buffer of a storage being dropped, if it is large enough and fits (making
+/// room by freeing the longest-kept buffers).
 fn recycle(storage: CpuStorage) {
-    let bytes = bytes_of(&storage);
-    if bytes < MIN_POOLED_BYTES {
-        return;
-    }
-    let mut p = pool();
-    if p.bytes + bytes > p.limit {
-        return; // freed, after the guard is released
-    }
-    p.bytes += bytes;
-    let key = (storage.dtype(), len_of(&storage));
-    p.free.entry(key).or_default().push(storage);
+    let freed = pool().put(storage);
+    drop(freed); // after the guard is released
 }
 
 /// A kept buffer of `len` elements of `T`, if there is one.
@@ -134,9 +195,7 @@ fn take<T: Element>(len: usize) -> Option<Vec<T>> {
     if len * std::mem::size_of::<T>() < MIN_POOLED_BYTES {
         return None;
     }
-    let mut p = pool();
-    let storage = p.free.get_mut(&(T::DTYPE, len))?.pop()?;
-    p.bytes -= bytes_of(&storage);
+    let storage = pool().take((T::DTYPE, len))?;
     T::from_cpu_storage(storage)
 }
 
@@ -214,6 +273,58 @@ mod tests {
         drop(Tensor::full([n], 3.0, DType::F64, &Device::Cpu).unwrap());
         let z = Tensor::zeros([n], DType::F64, &Device::Cpu).unwrap();
         assert!(z.to_vec::<f64>().unwrap().iter().all(|&x| x == 0.0));
+    }
+
+    /// A private pool of `limit` bytes holding f32 buffers of the given lengths, kept
+    /// in that order.
+    fn pool_with(limit: usize, lens: &[usize]) -> Pool {
+        let mut p = Pool::new(limit);
+        for &n in lens {
+            assert!(p.put(CpuStorage::F32(vec![0.0; n])).is_empty());
+        }
+        p
+    }
+
+    #[test]
+    fn a_full_pool_frees_its_longest_kept_buffers_to_make_room() {
+        let (a, b, c) = (40_000, 50_000, 60_000); // 160, 200 and 240 KB
+        let mut p = pool_with(4 * (a + b + c), &[a, b, c]);
+        assert_eq!(p.bytes, 4 * (a + b + c));
+        // 4 * 70_000 bytes more: the oldest (a) and the next (b) must go.
+        let evicted = p.put(CpuStorage::F32(vec![0.0; 70_000]));
+        let lens: Vec<usize> = evicted.iter().map(len_of).collect();
+        assert_eq!(lens, [a, b]);
+        assert_eq!(p.bytes, 4 * (c + 70_000));
+        assert!(p.take((DType::F32, a)).is_none());
+        assert!(p.take((DType::F32, c)).is_some());
+        assert!(p.take((DType::F32, 70_000)).is_some());
+        assert_eq!((p.bytes, p.order.len(), p.free.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn taking_a_buffer_spares_it_from_eviction_and_reuse_is_newest_first() {
+        let n = 40_000;
+        let mut p = pool_with(4 * (2 * n + 50_000), &[n, n, 50_000]);
+        // The newest n-buffer is handed out; the older one stays the first to go.
+        let CpuStorage::F32(mut v) = p.take((DType::F32, n)).unwrap() else {
+            unreachable!()
+        };
+        v[0] = 1.0;
+        assert!(p.put(CpuStorage::F32(v)).is_empty());
+        let evicted = p.put(CpuStorage::F32(vec![0.0; 60_000]));
+        assert_eq!(evicted.iter().map(len_of).collect::<Vec<_>>(), [n, 50_000]);
+        let CpuStorage::F32(kept) = p.take((DType::F32, n)).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(kept[0], 1.0, "the buffer put back last survived");
+    }
+
+    #[test]
+    fn buffers_larger_than_the_limit_or_small_are_not_kept() {
+        let mut p = Pool::new(4 * 50_000);
+        assert_eq!(p.put(CpuStorage::F32(vec![0.0; 60_000])).len(), 1);
+        assert_eq!(p.put(CpuStorage::F32(vec![0.0; 100])).len(), 1);
+        assert_eq!(p.bytes, 0);
     }
 
     #[test]
