@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use autograd::{Var, VarId};
 
 use super::{
-    check_groups, check_state, fused_update, take_buffer, GroupState, HyperParams, Optimizer,
+    check_groups, check_state, collect_state, fused_update, take_buffer, HyperParams, Optimizer,
     OptimizerState, ParamGroup, ParamState,
 };
 use crate::error::{config_error, Result};
@@ -127,31 +127,14 @@ impl Optimizer for Adam {
     }
 
     fn state(&self) -> OptimizerState {
-        let groups = self
-            .groups
-            .iter()
-            .map(|g| GroupState {
-                hp: g.hp,
-                params: g
-                    .params
-                    .iter()
-                    .map(|p| {
-                        self.state.get(&p.id()).map(|s| ParamState {
-                            // Step counts are never negative.
-                            steps: u64::try_from(s.steps).unwrap_or(0),
-                            buffers: vec![
-                                (BUFFERS[0].to_string(), s.m.clone()),
-                                (BUFFERS[1].to_string(), s.v.clone()),
-                            ],
-                        })
-                    })
-                    .collect(),
-            })
-            .collect();
-        OptimizerState {
-            optimizer: self.name().to_string(),
-            groups,
-        }
+        collect_state(self.name(), &self.groups, &self.state, |s| ParamState {
+            // Step counts are never negative.
+            steps: u64::try_from(s.steps).unwrap_or(0),
+            buffers: vec![
+                (BUFFERS[0].to_string(), s.m.clone()),
+                (BUFFERS[1].to_string(), s.v.clone()),
+            ],
+        })
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {

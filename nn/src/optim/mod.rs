@@ -35,7 +35,9 @@ pub use adam::Adam;
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use sgd::Sgd;
 
-use autograd::Var;
+use std::collections::HashMap;
+
+use autograd::{Var, VarId};
 use tensor::{DType, Tensor};
 
 use crate::error::{config_error, Result};
@@ -229,6 +231,32 @@ pub struct OptimizerState {
     pub optimizer: String,
     /// One entry per parameter group, in order.
     pub groups: Vec<GroupState>,
+}
+
+/// The [`OptimizerState`] of an optimiser called `name` over `groups`, whose
+/// per-parameter memory `per_param` (by parameter id) `save` turns into a
+/// [`ParamState`]; parameters without an entry (never updated) are `None`.
+pub(crate) fn collect_state<S>(
+    name: &str,
+    groups: &[ParamGroup],
+    per_param: &HashMap<VarId, S>,
+    save: impl Fn(&S) -> ParamState,
+) -> OptimizerState {
+    let groups = groups
+        .iter()
+        .map(|g| GroupState {
+            hp: g.hp,
+            params: g
+                .params
+                .iter()
+                .map(|p| per_param.get(&p.id()).map(&save))
+                .collect(),
+        })
+        .collect();
+    OptimizerState {
+        optimizer: name.to_string(),
+        groups,
+    }
 }
 
 /// Checks `state` against an optimiser called `name` over `groups` whose parameter

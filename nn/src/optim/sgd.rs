@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use autograd::{Var, VarId};
 
 use super::{
-    check_groups, check_state, fused_update, take_buffer, GroupState, HyperParams, Optimizer,
+    check_groups, check_state, collect_state, fused_update, take_buffer, HyperParams, Optimizer,
     OptimizerState, ParamGroup, ParamState,
 };
 use crate::error::Result;
@@ -94,31 +94,14 @@ impl Optimizer for Sgd {
     }
 
     fn state(&self) -> OptimizerState {
-        let groups = self
-            .groups
-            .iter()
-            .map(|g| GroupState {
-                hp: g.hp,
-                params: g
-                    .params
-                    .iter()
-                    .map(|p| {
-                        self.state.get(&p.id()).map(|s| ParamState {
-                            steps: s.steps,
-                            buffers: s
-                                .momentum_buffer
-                                .iter()
-                                .map(|b| (MOMENTUM_BUFFER.to_string(), b.clone()))
-                                .collect(),
-                        })
-                    })
-                    .collect(),
-            })
-            .collect();
-        OptimizerState {
-            optimizer: "SGD".to_string(),
-            groups,
-        }
+        collect_state("SGD", &self.groups, &self.state, |s| ParamState {
+            steps: s.steps,
+            buffers: s
+                .momentum_buffer
+                .iter()
+                .map(|b| (MOMENTUM_BUFFER.to_string(), b.clone()))
+                .collect(),
+        })
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
