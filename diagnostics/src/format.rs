@@ -38,30 +38,7 @@ pub const DEFAULT_SIGNIFICANT: usize = 4;
 /// Plain numbers keep every digit before the point, so `99999.9` with four
 /// significant digits rounds to `100000` rather than switching notation.
 pub fn format_number(value: f64, significant: usize) -> String {
-    let significant = significant.clamp(1, 17);
-    if value.is_nan() {
-        return "NaN".to_owned();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "inf" } else { "-inf" }.to_owned();
-    }
-    if value == 0.0 {
-        return "0".to_owned();
-    }
-    let magnitude = value.abs();
-    if PLAIN_RANGE.contains(&magnitude) {
-        // The position of the leading digit: -3 for 0.00123, 4 for 12345.6 (log10 of
-        // a value in the plain range is in [-3, 5), so the cast is exact).
-        let leading = magnitude.log10().floor() as i32;
-        let decimals = usize::try_from(significant as i32 - 1 - leading).unwrap_or(0);
-        trim_zeros(&format!("{value:.decimals$}")).to_owned()
-    } else {
-        let text = format!("{value:.prec$e}", prec = significant - 1);
-        match text.split_once('e') {
-            Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa)),
-            None => text,
-        }
-    }
+    plots::format_significant(value, significant, PLAIN_RANGE)
 }
 
 /// A number that displays through [`format_number`]: the format precision is the
@@ -102,15 +79,6 @@ impl fmt::Display for Num {
             f.write_char(fill)?;
         }
         Ok(())
-    }
-}
-
-/// `"2.500"` -> `"2.5"`, `"3.000"` -> `"3"`; integers are left alone.
-fn trim_zeros(text: &str) -> &str {
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        text
     }
 }
 

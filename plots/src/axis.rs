@@ -10,6 +10,8 @@ use std::ops::Range;
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 
+use crate::number::format_significant;
+
 /// How values map to positions along an axis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Scale {
@@ -94,23 +96,7 @@ fn pad_log(lo: f64, hi: f64) -> (f64, f64) {
 /// Plain notation between 0.01 and 1e5, scientific outside; at most four significant
 /// digits, trailing zeros removed, so `0.30000000000000004` prints as `0.3`.
 pub(crate) fn format_tick(value: f64) -> String {
-    if value == 0.0 {
-        return "0".to_owned();
-    }
-    if !value.is_finite() {
-        return format!("{value}");
-    }
-    let magnitude = value.abs();
-    if !(1e-2..1e5).contains(&magnitude) {
-        let text = format!("{value:.3e}");
-        return match text.split_once('e') {
-            Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa)),
-            None => text,
-        };
-    }
-    // Digits after the point so that four significant digits survive.
-    let decimals = (3 - magnitude.log10().floor() as i32).clamp(0, 6) as usize;
-    trim_zeros(&format!("{value:.decimals$}")).to_owned()
+    format_significant(value, 4, 1e-2..1e5)
 }
 
 /// One axis of a chart: a value range, a scale, and optionally flipped (so that the
@@ -267,15 +253,6 @@ fn snap_to_zero(points: &mut [f64], span: f64) {
         if v.abs() <= step * ZERO_SNAP {
             *v = 0.0;
         }
-    }
-}
-
-/// `"2.500"` -> `"2.5"`, `"3.000"` -> `"3"`; integers are left alone.
-fn trim_zeros(text: &str) -> &str {
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        text
     }
 }
 
