@@ -190,7 +190,7 @@ struct Ctx {
 /// One line of the summary table.
 struct Row {
     stage: String,
-    /// The learning rate as the table shows it (`"0.2"`, `"2 (peak)"`, `"sweep 1e-7..10"`).
+    /// The learning rate as the table shows it (`"0.2"`, `"1 (peak)"`, `"sweep 1e-7..10"`).
     lr: String,
     train_loss: Option<f64>,
     valid_loss: Option<f64>,
