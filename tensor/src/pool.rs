@@ -253,9 +253,18 @@ mod tests {
     use super::*;
     use crate::{Device, Tensor};
 
+    /// Held by every test that uses the process-global pool: one of them turns the pool
+    /// off for a moment, which must not happen while another expects a buffer kept.
+    static GLOBAL_POOL: Mutex<()> = Mutex::new(());
+
+    fn lock_global_pool() -> std::sync::MutexGuard<'static, ()> {
+        GLOBAL_POOL.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The pool is process-global; tests here use lengths no other test uses.
     #[test]
     fn dropped_large_tensors_are_reused_and_small_ones_are_not() {
+        let _global = lock_global_pool();
         let n = 123_457; // ~482 KiB of f32
         let t = Tensor::full([n], 7.0, DType::F32, &Device::Cpu).unwrap();
         drop(t);
@@ -269,6 +278,7 @@ mod tests {
 
     #[test]
     fn zeros_from_a_reused_buffer_are_zeros() {
+        let _global = lock_global_pool();
         let n = 65_539;
         drop(Tensor::full([n], 3.0, DType::F64, &Device::Cpu).unwrap());
         let z = Tensor::zeros([n], DType::F64, &Device::Cpu).unwrap();
@@ -329,6 +339,7 @@ mod tests {
 
     #[test]
     fn nothing_is_kept_beyond_the_limit() {
+        let _global = lock_global_pool();
         let n = 98_317;
         set_limit(0);
         assert_eq!(stats().bytes, 0);
