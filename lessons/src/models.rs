@@ -172,6 +172,35 @@ pub fn lesson_cnn_with_eps<R: Rng + ?Sized>(
     Ok(Sequential::new(layers))
 }
 
+/// The paths of the layers whose outputs are the lesson CNN's block outputs: the
+/// activation closing each hidden block, the last conv, and the flatten (six for
+/// every variant).
+///
+/// Our CNN is one flat [`Sequential`], while miniai nests each block
+/// (`conv, [norm], act`) in its own `nn.Sequential` and watches the model's six
+/// top-level modules (`Hooks(model, f)`). Watching these paths records the same six
+/// tensors; watching every top-level layer of ours would also measure the
+/// pre-activation conv and norm outputs, up to three tensors per block.
+///
+/// ```
+/// use lessons::models::{block_outputs, lesson_cnn, CnnConfig, Norm};
+/// let cnn = lesson_cnn(CnnConfig { norm: Norm::Batch, ..CnnConfig::default() }, &mut nn::init::seeded_rng(0))?;
+/// assert_eq!(block_outputs(&cnn), ["2", "5", "8", "11", "12", "13"]);
+/// # Ok::<(), nn::NnError>(())
+/// ```
+pub fn block_outputs(model: &Sequential) -> Vec<String> {
+    let children = model.children();
+    children
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| match children.get(i + 1) {
+            Some((_, next)) => matches!(next.kind(), "Conv2d" | "Flatten"),
+            None => true,
+        })
+        .map(|(_, (path, _))| path.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +208,39 @@ mod tests {
     use nn::init::seeded_rng;
     use nn::ModuleExt;
     use tensor::{Device, Tensor};
+
+    #[test]
+    fn block_outputs_are_the_six_tensors_miniai_watches() {
+        let rng = &mut seeded_rng(0);
+        let plain = lesson_cnn(CnnConfig::default(), rng).unwrap();
+        assert_eq!(block_outputs(&plain), ["1", "3", "5", "7", "8", "9"]);
+        let grelu_bn = CnnConfig {
+            activation: Activation::GeneralRelu {
+                leak: 0.1,
+                sub: 0.4,
+            },
+            norm: Norm::Batch,
+            ..CnnConfig::default()
+        };
+        let bn = lesson_cnn(grelu_bn, rng).unwrap();
+        let kinds: Vec<&str> = bn
+            .children()
+            .into_iter()
+            .filter(|(path, _)| block_outputs(&bn).contains(path))
+            .map(|(_, m)| m.kind())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "GeneralRelu",
+                "GeneralRelu",
+                "GeneralRelu",
+                "GeneralRelu",
+                "Conv2d",
+                "Flatten"
+            ]
+        );
+    }
 
     #[test]
     fn every_variant_maps_a_batch_to_ten_logits() {

@@ -29,7 +29,7 @@ use kernels::cpu::conv2d::{
     conv2d_backward, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dParams,
     Conv2dShape,
 };
-use lessons::models::{lesson_cnn, Activation, CnnConfig, Init, Norm};
+use lessons::models::{block_outputs, lesson_cnn, Activation, CnnConfig, Init, Norm};
 use nn::init::seeded_rng;
 use nn::layers::{BatchNorm, Embedding, Flatten, Linear, Sequential, Tanh};
 use nn::optim::{HyperParams, Optimizer, Sgd};
@@ -474,10 +474,11 @@ fn sec_epoch(r: &mut Runner) -> AnyResult<()> {
 }
 
 /// What watching every layer costs, as the peer's `sec_hooks`: the train step of the
-/// lesson CNN (lr 0.01) with and without `ActivationStats` on its six top-level
-/// modules (the five blocks and the flatten: mean, std, a 40-bin histogram of |x| over
-/// [0, 10), near-zero and saturated counts, every step), in five interleaved rounds;
-/// the medians of the round medians are recorded and the overhead printed.
+/// lesson CNN (lr 0.01) with and without `ActivationStats` on its six block outputs
+/// (`lessons::models::block_outputs`: the peer's five nested blocks and the flatten;
+/// mean, std, a 40-bin histogram of |x| over [0, 10), near-zero and saturated counts,
+/// every step), in five interleaved rounds; the medians of the round medians are
+/// recorded and the overhead printed.
 fn sec_hooks(r: &mut Runner) -> AnyResult<()> {
     use diagnostics::activations::{ActivationConfig, ActivationStats};
     use nn::hooks::ModuleFilter;
@@ -502,8 +503,13 @@ fn sec_hooks(r: &mut Runner) -> AnyResult<()> {
                 opt.zero_grad();
                 Ok(())
             };
-            let top_level =
-                || ModuleFilter::predicate(|path, _| !path.is_empty() && !path.contains('.'));
+            // The peer's six top-level modules (five nested blocks and the flatten) are
+            // our block outputs: our CNN is flat.
+            let blocks = block_outputs(&model);
+            let top_level = || {
+                let blocks = blocks.clone();
+                ModuleFilter::predicate(move |path, _| blocks.iter().any(|b| b == path))
+            };
             let (mut plain, mut hooked) = (Vec::new(), Vec::new());
             for _ in 0..5 {
                 plain.push(bench(&mut step, 2, 10, 0.3)?);
