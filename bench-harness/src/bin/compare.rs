@@ -48,6 +48,17 @@ struct Timing {
     n: usize,
 }
 
+/// The median of sorted values, as Python's `statistics.median` (the peer's): the mean
+/// of the two middle values when their count is even.
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
 fn bench(
     mut f: impl FnMut() -> AnyResult<()>,
     warmup: usize,
@@ -67,7 +78,7 @@ fn bench(
     ts.sort_by(f64::total_cmp);
     let at = |q: f64| ts[((ts.len() - 1) as f64 * q).round() as usize];
     Ok(Timing {
-        median_ms: at(0.5),
+        median_ms: median(&ts),
         p10_ms: at(0.1),
         p90_ms: at(0.9),
         n: ts.len(),
@@ -255,7 +266,35 @@ fn sec_convs(r: &mut Runner) -> AnyResult<()> {
     Ok(())
 }
 
+/// The machine's memory bandwidth now, in GB/s: the STREAM triad `a = b + 3 c` over
+/// three 128 MiB f32 arrays (well beyond the last-level cache) on the rayon pool, best of
+/// five, counting 12 bytes per element as STREAM does. The machines are shared, and
+/// what the neighbours leave of the bandwidth varies from run to run, so BatchNorm's
+/// bandwidth is reported against this figure from the same run.
+fn triad_bandwidth_gbs() -> f64 {
+    use rayon::prelude::*;
+    let n = 32 << 20;
+    let (mut a, b, c) = (vec![0.0f32; n], vec![1.0f32; n], vec![2.0f32; n]);
+    let chunk = 1 << 16;
+    let mut best = f64::INFINITY;
+    for _ in 0..6 {
+        let t = Instant::now();
+        a.par_chunks_mut(chunk)
+            .zip(b.par_chunks(chunk).zip(c.par_chunks(chunk)))
+            .for_each(|(a, (b, c))| {
+                for ((a, &b), &c) in a.iter_mut().zip(b).zip(c) {
+                    *a = b + 3.0 * c;
+                }
+            });
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(&a);
+    12.0 * n as f64 / best / 1e9
+}
+
 fn sec_bn(r: &mut Runner) -> AnyResult<()> {
+    let triad = triad_bandwidth_gbs();
+    println!("  bn: STREAM triad now {triad:.1} GB/s");
     for shp in [[1024usize, 16, 7, 7], [256, 64, 14, 14], [64, 128, 28, 28]] {
         let bn = BatchNorm::new_2d(shp[1], 0.1, 1e-5, DType::F32)?;
         let mut rng = seeded_rng(0);
@@ -283,10 +322,11 @@ fn sec_bn(r: &mut Runner) -> AnyResult<()> {
         // The peer's measure: five passes over the tensor (read x and write y forward;
         // read dy and x, write dx backward), in GB/s.
         let bytes = 5.0 * 4.0 * shp.iter().product::<usize>() as f64;
+        let gbs = bytes / (t.median_ms * 1e6);
         println!(
-            "  bn/{tag}: effective {:.1} GB/s (five passes of {:.1} MB)",
-            bytes / (t.median_ms * 1e6),
-            bytes / 5e6
+            "  bn/{tag}: effective {gbs:.1} GB/s (five passes of {:.1} MB), {:.0}% of the triad",
+            bytes / 5e6,
+            100.0 * gbs / triad
         );
         r.record(format!("bn/{tag}/fwd_bwd"), t);
     }
@@ -463,7 +503,7 @@ fn sec_epoch(r: &mut Runner) -> AnyResult<()> {
         r.record(
             format!("epoch/{name}/bs1024/train_epoch_60k"),
             Timing {
-                median_ms: later[later.len() / 2],
+                median_ms: median(&later),
                 p10_ms: later[0],
                 p90_ms: later[later.len() - 1],
                 n: later.len(),
@@ -521,7 +561,7 @@ fn sec_hooks(r: &mut Runner) -> AnyResult<()> {
                 let mut m: Vec<f64> = ts.iter().map(|t| t.median_ms).collect();
                 m.sort_by(f64::total_cmp);
                 Timing {
-                    median_ms: m[m.len() / 2],
+                    median_ms: median(&m),
                     p10_ms: m[0],
                     p90_ms: m[m.len() - 1],
                     n: ts.iter().map(|t| t.n).sum(),
@@ -586,7 +626,7 @@ fn stats_time_per_step(
     per_step.sort_by(f64::total_cmp);
     let at = |q: f64| per_step[((per_step.len() - 1) as f64 * q).round() as usize];
     Ok(Timing {
-        median_ms: at(0.5),
+        median_ms: median(&per_step),
         p10_ms: at(0.1),
         p90_ms: at(0.9),
         n: per_step.len(),
