@@ -18,8 +18,8 @@
 //! (784-128-10 tanh MLP step, batch 32) `makemore` (the lecture's MLP with
 //! BatchNorm1d, batch 32 and 256), `epoch` (one epoch of the full training set at
 //! batch 1024, both CNNs) and `hooks` (the train step with and without activation
-//! statistics on every top-level layer, and the statistics alone timed inside the hooks,
-//! per step). Default: all but `epoch` and `hooks`.
+//! statistics on the six block outputs the peer watches, and the statistics alone timed
+//! inside the hooks, per step). Default: all but `epoch` and `hooks`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
