@@ -80,6 +80,14 @@ pub enum UnaryKind {
     Relu,
     /// `x` where `x > 0`, else `slope * x`.
     LeakyRelu(f64),
+    /// `leaky_relu(x, slope) + shift` (the lesson's GeneralRelu with `shift = -sub`);
+    /// derivative as `LeakyRelu`'s.
+    ShiftedLeakyRelu {
+        /// Multiplier of negative inputs.
+        slope: f64,
+        /// Added to every output.
+        shift: f64,
+    },
     /// `x^2`; derivative `2x`.
     Square,
     /// `1/x`; derivative `-y^2`.
@@ -99,6 +107,7 @@ impl UnaryKind {
             UnaryKind::Sigmoid => "sigmoid",
             UnaryKind::Relu => "relu",
             UnaryKind::LeakyRelu(_) => "leaky_relu",
+            UnaryKind::ShiftedLeakyRelu { .. } => "shifted_leaky_relu",
             UnaryKind::Square => "square",
             UnaryKind::Recip => "recip",
         }
@@ -116,6 +125,7 @@ impl UnaryKind {
             UnaryKind::Sigmoid => x.sigmoid(),
             UnaryKind::Relu => x.relu(),
             UnaryKind::LeakyRelu(slope) => x.leaky_relu(slope),
+            UnaryKind::ShiftedLeakyRelu { slope, shift } => x.shifted_leaky_relu(slope, shift),
             UnaryKind::Square => x.square(),
             UnaryKind::Recip => x.recip(),
         }
@@ -133,7 +143,9 @@ impl UnaryKind {
             UnaryKind::Sigmoid => g.mul(&y.mul(&y.affine(-1.0, 1.0)?)?),
             // sign(x).relu() is 1 where x > 0 and 0 elsewhere (including x = 0).
             UnaryKind::Relu => g.mul(&x.sign()?.relu()?),
-            UnaryKind::LeakyRelu(slope) => g.mul(&x.sign()?.relu()?.affine(1.0 - slope, slope)?),
+            UnaryKind::LeakyRelu(slope) | UnaryKind::ShiftedLeakyRelu { slope, .. } => {
+                g.mul(&x.sign()?.relu()?.affine(1.0 - slope, slope)?)
+            }
             UnaryKind::Square => g.mul(x)?.mul_scalar(2.0),
             UnaryKind::Recip => g.mul(&y.square()?)?.neg(),
         }

@@ -1,7 +1,8 @@
 //! Gradient checks of every elementwise op of `autograd::Var`: the broadcasting binary
 //! ops (add, sub, mul, div, pow, maximum, minimum), the scalar-parameter ops
 //! (add_scalar, mul_scalar, affine, powf, clamp), the unary maps (neg, exp, log, sqrt,
-//! abs, tanh, sigmoid, relu, leaky_relu, square, recip) and `where_cond`.
+//! abs, tanh, sigmoid, relu, leaky_relu, shifted_leaky_relu, square, recip) and
+//! `where_cond`.
 //!
 //! Why: each backward rule is a hand-written formula, and the broadcasting ones must
 //! also sum the gradient back to each operand's shape. Shapes are random (rank 0-4,
@@ -194,6 +195,12 @@ proptest! {
     #[test]
     fn leaky_relu(x in signed(2.0, 0.05), slope in 0.0f64..0.5) {
         prop_gradcheck(|v| v[0].leaky_relu(slope), &[x])?;
+    }
+
+    /// GeneralRelu's fused form; the shift moves the output, not the kink.
+    #[test]
+    fn shifted_leaky_relu(x in signed(2.0, 0.05), slope in 0.0f64..0.5, shift in -1.0f64..1.0) {
+        prop_gradcheck(|v| v[0].shifted_leaky_relu(slope, shift), &[x])?;
     }
 
     #[test]

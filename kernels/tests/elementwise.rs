@@ -95,12 +95,15 @@ fn unary_ref(op: UnaryOp, x: f64) -> f64 {
             }
         }
         UnaryOp::Affine { mul, add } => x * mul + add,
+        UnaryOp::ShiftedLeakyRelu { slope, shift } => {
+            unary_ref(UnaryOp::LeakyRelu { slope }, x) + shift
+        }
     }
 }
 
 /// Every unary op; the affine parameters are exact in f32 and the multiply by a power
 /// of two is exact, so the f32 result is the correctly rounded f64 one.
-const UNARY_OPS: [UnaryOp; 13] = [
+const UNARY_OPS: [UnaryOp; 14] = [
     UnaryOp::Neg,
     UnaryOp::Exp,
     UnaryOp::Ln,
@@ -119,6 +122,10 @@ const UNARY_OPS: [UnaryOp; 13] = [
     UnaryOp::Affine {
         mul: 0.5,
         add: -0.375,
+    },
+    UnaryOp::ShiftedLeakyRelu {
+        slope: 0.125,
+        shift: -0.375,
     },
 ];
 
@@ -712,6 +719,15 @@ fn invalid_op_parameters_are_errors() {
     );
     let err = ew::leaky_relu(&x, f64::NAN, &mut out).unwrap_err();
     assert!(err.to_string().contains("slope is NaN"));
+    let shifted = UnaryOp::ShiftedLeakyRelu {
+        slope: f64::NAN,
+        shift: -0.4,
+    };
+    let err = ew::unary(shifted, &x, &mut out).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "shifted_leaky_relu: invalid argument: slope is NaN"
+    );
     let mut y = x;
     assert!(ew::unary_inplace(
         UnaryOp::Clamp {

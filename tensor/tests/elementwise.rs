@@ -151,6 +151,7 @@ proptest! {
             ("recip", t.recip().unwrap(), a.map(f64::recip)),
             ("sign", t.sign().unwrap(), a.map(|x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 })),
             ("leaky_relu", t.leaky_relu(0.01).unwrap(), a.map(|x| if x > 0.0 { x } else { 0.01 * x })),
+            ("shifted_leaky_relu", t.shifted_leaky_relu(0.1, -0.4).unwrap(), a.map(|x| if x > 0.0 { x - 0.4 } else { 0.1 * x - 0.4 })),
             ("affine", t.affine(2.0, -1.0).unwrap(), a.map(|x| 2.0 * x - 1.0)),
             ("add_scalar", t.add_scalar(0.5).unwrap(), a.map(|x| x + 0.5)),
             ("mul_scalar", t.mul_scalar(-3.0).unwrap(), a.map(|x| -3.0 * x)),
@@ -161,6 +162,33 @@ proptest! {
             prop_assert_eq!(got.dims(), want.dims.as_slice());
             assert_close(&got.to_vec::<f64>().unwrap(), &want.data, 1e-15, name);
         }
+    }
+}
+
+proptest! {
+    /// The fused GeneralRelu map is the two ops it replaces, bit for bit, in f32 on
+    /// every layout (contiguous, strided, broadcast views).
+    #[test]
+    fn shifted_leaky_relu_is_leaky_relu_then_add_scalar(dims in prop::collection::vec(1..40usize, 0..4), seed in any::<u64>(), mode in 0..3u8) {
+        let a = values(&dims, seed).map(|v| (v - 1.3) * 3.0);
+        let t = strided_tensor(&a, DType::F32, mode);
+        let fused = t.shifted_leaky_relu(0.1, -0.4).unwrap().to_vec::<f32>().unwrap();
+        let parts = t.leaky_relu(0.1).unwrap().add_scalar(-0.4).unwrap().to_vec::<f32>().unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(&fused), bits(&parts));
+    }
+}
+
+#[test]
+fn shifted_leaky_relu_rejects_a_nan_slope_on_every_layout() {
+    let t = Tensor::from_vec(vec![1.0f32, -2.0, 3.0, -4.0], [2, 2], &Device::Cpu).unwrap();
+    for view in [t.clone(), t.transpose(0, 1).unwrap()] {
+        let err = view.shifted_leaky_relu(f64::NAN, -0.4).unwrap_err();
+        assert!(
+            err.to_string().contains("shifted_leaky_relu")
+                && err.to_string().contains("slope is NaN"),
+            "{err}"
+        );
     }
 }
 

@@ -162,6 +162,24 @@ impl Var {
         self.unary(UnaryKind::LeakyRelu(slope))
     }
 
+    /// `leaky_relu(slope) + shift` as one op: one pass over the data forward (instead
+    /// of two) and one node on the tape; the values and gradients are those of the
+    /// two ops. This is the lesson's GeneralRelu (`shift = -sub`).
+    ///
+    /// ```
+    /// use autograd::Var;
+    /// use tensor::{Device, Tensor};
+    /// let x = Var::parameter(Tensor::from_vec(vec![-2.0f64, 3.0], [2], &Device::Cpu)?);
+    /// let y = x.shifted_leaky_relu(0.1, -0.4)?;
+    /// assert_eq!(y.tensor().to_vec::<f64>()?, vec![-0.2 - 0.4, 3.0 - 0.4]);
+    /// y.sum_all()?.backward()?;
+    /// assert_eq!(x.grad().unwrap().to_vec::<f64>()?, vec![0.1, 1.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shifted_leaky_relu(&self, slope: f64, shift: f64) -> Result<Var> {
+        self.unary(UnaryKind::ShiftedLeakyRelu { slope, shift })
+    }
+
     /// `self^2`.
     pub fn square(&self) -> Result<Var> {
         self.unary(UnaryKind::Square)

@@ -24,15 +24,17 @@ fn activation<T: Float + Element>(
         UnaryKind::Relu => {
             read2::<T, ()>(x, g, |x, g| Ok(relu_backward(x, g, &mut out)?)).map(|_| true)
         }
-        UnaryKind::LeakyRelu(slope) => read2::<T, ()>(x, g, |x, g| {
-            Ok(leaky_relu_backward(
-                x,
-                g,
-                <T as Element>::from_f64(slope),
-                &mut out,
-            )?)
-        })
-        .map(|_| true),
+        UnaryKind::LeakyRelu(slope) | UnaryKind::ShiftedLeakyRelu { slope, .. } => {
+            read2::<T, ()>(x, g, |x, g| {
+                Ok(leaky_relu_backward(
+                    x,
+                    g,
+                    <T as Element>::from_f64(slope),
+                    &mut out,
+                )?)
+            })
+            .map(|_| true)
+        }
         UnaryKind::Tanh => {
             read2::<T, ()>(y, g, |y, g| Ok(tanh_backward(y, g, &mut out)?)).map(|_| true)
         }

@@ -179,6 +179,14 @@ pub enum UnaryOp {
         /// Addend (rounded to the element type).
         add: f64,
     },
+    /// [`LeakyRelu`](UnaryOp::LeakyRelu) then `+ shift`, in one pass: the lesson's
+    /// GeneralRelu (`leaky_relu(x) - sub`). Bit for bit the two ops one after the other.
+    ShiftedLeakyRelu {
+        /// Multiplier of negative inputs (rounded to the element type).
+        slope: f64,
+        /// Added to every output (rounded to the element type).
+        shift: f64,
+    },
 }
 
 impl UnaryOp {
@@ -198,6 +206,7 @@ impl UnaryOp {
             UnaryOp::Recip => "recip",
             UnaryOp::Clamp { .. } => "clamp",
             UnaryOp::Affine { .. } => "affine",
+            UnaryOp::ShiftedLeakyRelu { .. } => "shifted_leaky_relu",
         }
     }
 
@@ -205,10 +214,14 @@ impl UnaryOp {
     /// errors naming the values.
     pub fn validate(self) -> Result<()> {
         match self {
-            UnaryOp::LeakyRelu { slope } if slope.is_nan() => Err(KernelError::InvalidArgument {
-                op: "leaky_relu",
-                detail: "slope is NaN".into(),
-            }),
+            UnaryOp::LeakyRelu { slope } | UnaryOp::ShiftedLeakyRelu { slope, .. }
+                if slope.is_nan() =>
+            {
+                Err(KernelError::InvalidArgument {
+                    op: self.name(),
+                    detail: "slope is NaN".into(),
+                })
+            }
             UnaryOp::Clamp { min, max } if min.is_nan() || max.is_nan() || min > max => {
                 Err(KernelError::InvalidArgument {
                     op: "clamp",
@@ -252,6 +265,7 @@ impl UnaryOp {
             UnaryOp::Recip => (code::RECIP, 0.0, 0.0),
             UnaryOp::Clamp { min, max } => (code::CLAMP, min, max),
             UnaryOp::Affine { mul, add } => (code::AFFINE, mul, add),
+            UnaryOp::ShiftedLeakyRelu { slope, shift } => (code::SHIFTED_LEAKY_RELU, slope, shift),
         }
     }
 }
@@ -273,6 +287,7 @@ mod code {
     pub const RECIP: u8 = 10;
     pub const CLAMP: u8 = 11;
     pub const AFFINE: u8 = 12;
+    pub const SHIFTED_LEAKY_RELU: u8 = 13;
 
     pub const ADD: u8 = 0;
     pub const SUB: u8 = 1;
@@ -306,6 +321,9 @@ fn unary_vector<S: Simd>(s: S, op: u8, x: S::V, p: S::V, q: S::V) -> S::V {
         code::SQUARE => s.mul(x, x),
         code::RECIP => s.div(s.splat(S::E::ONE), x),
         code::AFFINE => s.add(s.mul(x, p), q),
+        code::SHIFTED_LEAKY_RELU => {
+            s.add(s.select(s.lt(x, s.splat(S::E::ZERO)), s.mul(x, p), x), q)
+        }
         // min(hi, x) and max(lo, ..) return their second operand when it is NaN.
         _ => s.max(p, s.min(q, x)), // code::CLAMP
     }
@@ -364,6 +382,13 @@ impl<T: Float> WithSimd<T> for UnaryKernel<T> {
                 UnaryOp::Affine { .. } => {
                     map1(s, x, out, n, UnaryFn::<S::V, { code::AFFINE }> { p, q })
                 }
+                UnaryOp::ShiftedLeakyRelu { .. } => map1(
+                    s,
+                    x,
+                    out,
+                    n,
+                    UnaryFn::<S::V, { code::SHIFTED_LEAKY_RELU }> { p, q },
+                ),
             }
         }
     }

@@ -146,12 +146,12 @@ impl Module for GeneralRelu {
 
     fn forward_raw(&self, input: &Var) -> Result<Var> {
         let mut x = match self.leak {
+            // One pass for the leak and the shift (the lesson's GeneralRelu(0.1, 0.4)).
+            Some(leak) if self.sub != 0.0 => input.shifted_leaky_relu(leak, -self.sub)?,
             Some(leak) => input.leaky_relu(leak)?,
+            None if self.sub != 0.0 => input.relu()?.add_scalar(-self.sub)?,
             None => input.relu()?,
         };
-        if self.sub != 0.0 {
-            x = x.add_scalar(-self.sub)?;
-        }
         if let Some(maxv) = self.maxv {
             x = x.clamp(f64::NEG_INFINITY, maxv)?;
         }

@@ -172,6 +172,8 @@ pub(crate) fn unary_runs<T: FloatElement>(
     a: &[T],
     la: &Layout,
 ) -> kernels::Result<Vec<T>> {
+    // The kernels check the parameters; the plain loop for strided runs must too.
+    op.validate()?;
     let n = la.shape().elem_count();
     let mut out = pool::buffer(n);
     if la.is_contiguous() {

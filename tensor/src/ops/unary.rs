@@ -24,16 +24,18 @@ pub(crate) enum UnaryOp {
     Sign,
     LeakyRelu(f64),
     Affine { mul: f64, add: f64 },
+    ShiftedLeakyRelu { slope: f64, shift: f64 },
     Powf(f64),
     Clamp { min: f64, max: f64 },
 }
 
 impl UnaryOp {
-    /// The same map as a CUDA kernel op.
+    /// The same map as a CUDA kernel op, if there is one (`ShiftedLeakyRelu` has none:
+    /// [`Tensor::unary`] runs it on a GPU as its two parts).
     #[cfg(feature = "cuda")]
-    fn cuda(self) -> kernels::cuda::elementwise::UnaryOp {
+    fn cuda(self) -> Option<kernels::cuda::elementwise::UnaryOp> {
         use kernels::cuda::elementwise::UnaryOp as K;
-        match self {
+        Some(match self {
             UnaryOp::Neg => K::Neg,
             UnaryOp::Exp => K::Exp,
             UnaryOp::Log => K::Log,
@@ -49,7 +51,8 @@ impl UnaryOp {
             UnaryOp::Affine { mul, add } => K::Affine { mul, add },
             UnaryOp::Powf(e) => K::Powf(e),
             UnaryOp::Clamp { min, max } => K::Clamp { min, max },
-        }
+            UnaryOp::ShiftedLeakyRelu { .. } => return None,
+        })
     }
 
     fn name(self) -> &'static str {
@@ -67,6 +70,7 @@ impl UnaryOp {
             UnaryOp::Sign => "sign",
             UnaryOp::LeakyRelu(_) => "leaky_relu",
             UnaryOp::Affine { .. } => "affine",
+            UnaryOp::ShiftedLeakyRelu { .. } => "shifted_leaky_relu",
             UnaryOp::Powf(_) => "powf",
             UnaryOp::Clamp { .. } => "clamp",
         }
@@ -122,6 +126,17 @@ pub(crate) fn unary_cpu<T: FloatElement>(
             let (m, b) = (T::from_f64(mul), T::from_f64(add));
             map::unary_runs(K::Affine { mul, add }, |x: T| x * m + b, a, la)
         }
+        UnaryOp::ShiftedLeakyRelu { slope, shift } => {
+            let (s, b) = (T::from_f64(slope), T::from_f64(shift));
+            let f = |x: T| {
+                if x >= zero || x.is_nan_value() {
+                    x + b
+                } else {
+                    x * s + b
+                }
+            };
+            map::unary_runs(K::ShiftedLeakyRelu { slope, shift }, f, a, la)
+        }
         UnaryOp::Powf(e) => {
             let e = T::from_f64(e);
             if e == T::from_f64(2.0) {
@@ -149,6 +164,11 @@ pub(crate) fn unary_cpu<T: FloatElement>(
 
 impl Tensor {
     fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if let (UnaryOp::ShiftedLeakyRelu { slope, shift }, false) = (op, self.device().is_cpu()) {
+            // No fused CUDA kernel: the two ops, with the same values.
+            return self.leaky_relu(slope)?.add_scalar(shift);
+        }
         let guard = self.read_storage();
         let out = match &*guard {
             Storage::Cpu(cpu) => match cpu {
@@ -164,7 +184,15 @@ impl Tensor {
             #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
             #[cfg(feature = "cuda")]
-            Storage::Cuda(s) => return crate::cuda::unary(s, &self.layout, op.cuda(), op.name()),
+            Storage::Cuda(s) => {
+                let Some(kernel) = op.cuda() else {
+                    return Err(TensorError::InvalidArgument {
+                        op: op.name(),
+                        detail: "no CUDA kernel for this op".into(),
+                    });
+                };
+                return crate::cuda::unary(s, &self.layout, kernel, op.name());
+            }
         };
         Ok(Tensor::from_cpu_storage(out, self.shape().clone()))
     }
@@ -241,6 +269,21 @@ impl Tensor {
     /// ```
     pub fn leaky_relu(&self, slope: f64) -> Result<Tensor> {
         self.unary(UnaryOp::LeakyRelu(slope))
+    }
+
+    /// `leaky_relu(x, slope) + shift` in one pass over the data: the lesson's
+    /// GeneralRelu (`shift = -sub`). The same values, bit for bit, as
+    /// `leaky_relu(slope)` then `add_scalar(shift)`, with one read and one write of
+    /// the tensor instead of two. Errors if `slope` is NaN.
+    ///
+    /// ```
+    /// use tensor::{Device, Tensor};
+    /// let t = Tensor::from_vec(vec![-2.0f32, 3.0], [2], &Device::Cpu).unwrap();
+    /// let y = t.shifted_leaky_relu(0.1, -0.4).unwrap();
+    /// assert_eq!(y.to_vec::<f32>().unwrap(), t.leaky_relu(0.1).unwrap().add_scalar(-0.4).unwrap().to_vec::<f32>().unwrap());
+    /// ```
+    pub fn shifted_leaky_relu(&self, slope: f64, shift: f64) -> Result<Tensor> {
+        self.unary(UnaryOp::ShiftedLeakyRelu { slope, shift })
     }
 
     /// `x + v`.
