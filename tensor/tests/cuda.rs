@@ -165,7 +165,7 @@ fn unary_ops_match_the_cpu() {
         return;
     };
     type Op = fn(&Tensor) -> tensor::Result<Tensor>;
-    let ops: [(&str, Op, f64, f64); 19] = [
+    let ops: [(&str, Op, f64, f64); 20] = [
         ("neg", |t| t.neg(), -3.0, 3.0),
         ("exp", |t| t.exp(), -3.0, 3.0),
         ("log", |t| t.log(), 0.01, 5.0),
@@ -178,7 +178,12 @@ fn unary_ops_match_the_cpu() {
         ("recip", |t| t.recip(), 0.1, 3.0),
         ("sign", |t| t.sign(), -3.0, 3.0),
         ("leaky_relu", |t| t.leaky_relu(0.1), -3.0, 3.0),
-        ("shifted_leaky_relu", |t| t.shifted_leaky_relu(0.1, -0.4), -3.0, 3.0),
+        (
+            "shifted_leaky_relu",
+            |t| t.shifted_leaky_relu(0.1, -0.4),
+            -3.0,
+            3.0,
+        ),
         ("add_scalar", |t| t.add_scalar(1.5), -3.0, 3.0),
         ("mul_scalar", |t| t.mul_scalar(-2.0), -3.0, 3.0),
         ("affine", |t| t.affine(0.5, -1.0), -3.0, 3.0),
