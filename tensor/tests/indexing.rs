@@ -171,3 +171,29 @@ fn index_errors_name_the_offending_index() {
         "index_add: shape mismatch between [1, 3] and [2, 3]"
     );
 }
+
+/// A batch gathered from a data set: whole contiguous rows, large enough to be copied on
+/// all threads, from a view that starts inside its storage, with repeated indices.
+#[test]
+fn index_select_of_large_row_blocks_copies_each_chosen_row() {
+    let (n, row) = (700usize, 784usize);
+    let data: Vec<f32> = (0..n * row).map(|i| i as f32).collect();
+    let all = Tensor::from_vec(data, [n, 28, 28], &Device::Cpu).unwrap();
+    let view = all.narrow(0, 3, n - 3).unwrap();
+    let picks: Vec<u32> = (0..400u32)
+        .map(|i| (i * 37 + i / 7) % (n as u32 - 3))
+        .collect();
+    let idx = Tensor::from_vec(picks.clone(), [picks.len()], &Device::Cpu).unwrap();
+    let got = view.index_select(0, &idx).unwrap();
+    assert_eq!(got.dims(), &[400, 28, 28]);
+    let got = got.to_vec::<f32>().unwrap();
+    for (i, &j) in picks.iter().enumerate() {
+        let first = ((j as usize + 3) * row) as f32;
+        let expect: Vec<f32> = (0..row).map(|k| first + k as f32).collect();
+        assert_eq!(
+            &got[i * row..][..row],
+            expect.as_slice(),
+            "row {i} (index {j})"
+        );
+    }
+}

@@ -2,6 +2,8 @@
 //! out-of-place scatter counterparts `index_add` and `scatter_add` (the backward of
 //! the first two: repeated indices accumulate).
 
+use rayon::prelude::*;
+
 use crate::cpu::map;
 use crate::cpu::write::zip_into;
 use crate::dtype::{DType, Element, FloatElement};
@@ -11,6 +13,9 @@ use crate::shape::Shape;
 use crate::storage::{CpuStorage, ReadSet, Storage};
 use crate::strided::Runs;
 use crate::Tensor;
+
+/// Outputs of `index_select` at least this large (elements) are copied on all threads.
+const PAR_SELECT_MIN_ELEMS: usize = 1 << 18;
 
 impl Tensor {
     /// The index values of a `u32` tensor, in logical order.
@@ -104,6 +109,21 @@ impl Tensor {
             idx: &[usize],
         ) -> Result<Vec<T>> {
             let mut out = crate::pool::buffer(dense.shape().elem_count());
+            if dim == 0 && l.is_contiguous() && !idx.is_empty() {
+                // Whole rows (a training batch gathered from a data set): plain copies,
+                // on all threads once the batch is large.
+                let row = out.len() / idx.len();
+                let src = &data[l.offset()..];
+                let copy = |(dst, &j): (&mut [T], &usize)| {
+                    dst.copy_from_slice(&src[j * row..][..row]);
+                };
+                if out.len() >= PAR_SELECT_MIN_ELEMS && row > 0 {
+                    out.par_chunks_mut(row).zip(idx).for_each(copy);
+                } else if row > 0 {
+                    out.chunks_mut(row).zip(idx).for_each(copy);
+                }
+                return Ok(out);
+            }
             for (i, &j) in idx.iter().enumerate() {
                 zip_into(
                     &mut out,
