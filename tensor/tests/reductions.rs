@@ -92,7 +92,9 @@ proptest! {
                 .unwrap();
                 prop_assert_eq!(got.dims(), out_dims.as_slice(), "{}", name);
                 let want: Vec<f64> = groups.iter().map(|g| f(g)).collect();
-                let rtol = if dtype == DType::F64 { 1e-12 } else { 1e-6 };
+                // f32 rounds every input (~6e-8 each) before a sum that may cancel to
+                // near zero: its error scales with the terms, not the result.
+                let rtol = if dtype == DType::F64 { 1e-12 } else { 1e-4 };
                 assert_close(&got.to_vec_f64().unwrap(), &want, rtol, name);
             }
         }
