@@ -48,6 +48,20 @@ struct Timing {
     n: usize,
 }
 
+impl Timing {
+    /// Median, p10 and p90 of samples in milliseconds (at least one).
+    fn of(mut ms: Vec<f64>) -> Self {
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+        Timing {
+            median_ms: median(&ms),
+            p10_ms: at(0.1),
+            p90_ms: at(0.9),
+            n: ms.len(),
+        }
+    }
+}
+
 /// The median of sorted values, as Python's `statistics.median` (the peer's): the mean
 /// of the two middle values when their count is even.
 fn median(sorted: &[f64]) -> f64 {
@@ -75,14 +89,7 @@ fn bench(
         f()?;
         ts.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    ts.sort_by(f64::total_cmp);
-    let at = |q: f64| ts[((ts.len() - 1) as f64 * q).round() as usize];
-    Ok(Timing {
-        median_ms: median(&ts),
-        p10_ms: at(0.1),
-        p90_ms: at(0.9),
-        n: ts.len(),
-    })
+    Ok(Timing::of(ts))
 }
 
 struct Runner {
@@ -623,14 +630,7 @@ fn stats_time_per_step(
         }
         total.0 = 0.0;
     }
-    per_step.sort_by(f64::total_cmp);
-    let at = |q: f64| per_step[((per_step.len() - 1) as f64 * q).round() as usize];
-    Ok(Timing {
-        median_ms: median(&per_step),
-        p10_ms: at(0.1),
-        p90_ms: at(0.9),
-        n: per_step.len(),
-    })
+    Ok(Timing::of(per_step))
 }
 
 /// The lesson's BatchNorm + GeneralRelu(leak 0.1, sub 0.4) CNN, as the peer's
