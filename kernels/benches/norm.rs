@@ -23,8 +23,14 @@ use kernels::cpu::norm::{
 };
 use std::hint::black_box;
 
-const SHAPES: [(usize, usize, usize, usize); 3] =
-    [(1024, 16, 7, 7), (256, 64, 14, 14), (64, 128, 28, 28)];
+const SHAPES: [(usize, usize, usize, usize); 5] = [
+    (1024, 16, 7, 7),
+    (256, 64, 14, 14),
+    (64, 128, 28, 28),
+    // BatchNorm1d of the makemore MLP's hidden layer, at its batch and at a large one.
+    (32, 200, 1, 1),
+    (4096, 200, 1, 1),
+];
 
 /// Deterministic values in [-1, 1) (a linear congruential sequence).
 fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -135,7 +141,12 @@ fn bench_batch_norm(c: &mut Criterion) {
         for (n, ch, h, w) in SHAPES {
             let mut layer = Layer::new(n, ch, h * w);
             let bytes = (layer.shape.len() * std::mem::size_of::<f32>()) as u64;
-            let mut group = c.benchmark_group(format!("batch_norm2d/{n}x{ch}x{h}x{w}"));
+            let name = if h * w == 1 {
+                format!("batch_norm1d/{n}x{ch}")
+            } else {
+                format!("batch_norm2d/{n}x{ch}x{h}x{w}")
+            };
+            let mut group = c.benchmark_group(name);
             let t = format!("{threads}t");
             group.throughput(Throughput::Bytes(2 * bytes));
             group.bench_function(BenchmarkId::new("fwd", &t), |b| {

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::simd::{acc_sums_pos, grad_input_pos, grad_sums_pos, normalize_pos, Prims, Runs};
+use super::simd::{acc_sums_pos, grad_input_pos, grad_sums_pos, normalize_pos, Prims};
 use super::{
     check_eps, check_len, check_opt, mean_invstd, Affine, NormGrads, NormScalar, NormStats,
     NormStatsMut, RunningStats, RunningStatsMut,
@@ -76,91 +76,163 @@ impl BatchNormShape {
     }
 }
 
-/// Runs at least this long are processed one channel at a time with the SIMD run loops;
-/// shorter ones in blocks of channels with per-position loops, which avoid a call per
-/// run (measured on the lesson's shapes: per-position wins for `S` = 49 by 2x and for
-/// 196 slightly; the run loops win for 784).
-const RUN_MIN: usize = 256;
+/// Channels with fewer positions than this (`S`, per sample) are walked position by
+/// position, whole samples at a time; longer ones run by run, with the SIMD run loops.
+/// Measured with 2 threads on the lesson's shapes and the makemore MLP's BatchNorm1d:
+/// positions win by 1.4x for `S` = 49 and by over 10x for `S` = 1, runs by 2x for
+/// `S` = 196 and 4x for 784 (where the per-position accumulators outgrow L1/L2).
+const POSITIONS_BELOW: usize = 64;
 
-/// How the channels are split into parallel units.
-#[derive(Clone, Copy)]
-struct Plan {
-    /// Channels per unit (the last unit may have fewer).
-    cb: usize,
-    /// Whether units use the per-position loops (`S < RUN_MIN`).
-    positions: bool,
+/// A parallel unit holds at least this many values (256 KiB of f32): few enough units
+/// that scheduling costs nothing, each a long contiguous stretch the hardware
+/// prefetchers stream at full speed.
+const UNIT_MIN: usize = 1 << 16;
+
+/// How the kernels walk an `(N, C, S)` tensor: front to back in memory order, split into
+/// contiguous units that run in parallel. Per-channel sums are accumulated per unit and
+/// the units' partial sums added in unit order, a fixed order that depends on the shape
+/// only, so results are bit-identical whatever the thread count.
+///
+/// Walking in memory order is what makes the kernels fast: a channel's values are `N`
+/// runs of `S` values, `C * S` apart, and walking channel by channel (our first
+/// version) left the prefetchers restarting on every short run. Sample-major passes are
+/// 2-2.7x faster at (256, 64, 14, 14), although they read the tensor twice instead of
+/// once from L2.
+#[derive(Clone, Copy, Debug)]
+enum Walk {
+    /// `S < POSITIONS_BELOW`: units of `unit` values, whole samples, with one
+    /// accumulator (or coefficient) per position of a sample (`C * S` of them).
+    Positions { unit: usize },
+    /// `S >= POSITIONS_BELOW`: units of `unit` values, whole runs of `S`; run `r` of the
+    /// tensor belongs to channel `r % C`.
+    Runs { unit: usize },
 }
 
-impl Plan {
+impl Walk {
     fn new(shape: &BatchNormShape) -> Self {
-        let (n, c, s) = (shape.n, shape.c, shape.s);
-        if s >= RUN_MIN {
-            return Self {
-                cb: 1,
-                positions: false,
-            };
-        }
-        // About 256 positions per segment, enough units to balance the threads, and a
-        // unit's data small enough (~1 MiB of f32) to stay in L2 between its two passes.
-        let by_vector = 256usize.div_ceil(s);
-        let by_balance = c.div_ceil(2 * rayon::current_num_threads());
-        let by_cache = ((1usize << 18) / (n * s)).max(1);
-        Self {
-            cb: by_vector.min(by_balance).min(by_cache).clamp(1, c),
-            positions: true,
+        let (c, s) = (shape.c, shape.s);
+        if s < POSITIONS_BELOW {
+            let samples = UNIT_MIN.div_ceil(c * s).min(shape.n);
+            Walk::Positions {
+                unit: samples * c * s,
+            }
+        } else {
+            let runs = UNIT_MIN.div_ceil(s).min(shape.n * c);
+            Walk::Runs { unit: runs * s }
         }
     }
 
-    fn units(&self, shape: &BatchNormShape) -> usize {
-        shape.c.div_ceil(self.cb)
-    }
-
-    /// Channels `[c0, c0 + len)` of unit `u`.
-    fn channels(&self, shape: &BatchNormShape, u: usize) -> (usize, usize) {
-        let c0 = u * self.cb;
-        (c0, self.cb.min(shape.c - c0))
-    }
-}
-
-/// Unit `u`'s segment of sample `i`: channels `[c0, c0 + len)`, contiguous in NCS.
-fn segment<'a, T>(x: &'a [T], shape: &BatchNormShape, plan: &Plan, u: usize, i: usize) -> &'a [T] {
-    let (c0, len) = plan.channels(shape, u);
-    &x[(i * shape.c + c0) * shape.s..][..len * shape.s]
-}
-
-/// Channel `c`'s values: `N` runs of `S`.
-fn channel_runs(shape: &BatchNormShape, c: usize) -> Runs {
-    Runs {
-        first: c * shape.s,
-        len: shape.s,
-        stride: shape.c * shape.s,
-        count: shape.n,
-    }
-}
-
-/// Splits `data` into per-unit lists of mutable segments (one per sample), so that units
-/// can write their channels in parallel without aliasing.
-fn segments_mut<'a, T>(
-    data: &'a mut [T],
-    shape: &BatchNormShape,
-    plan: &Plan,
-) -> Vec<Vec<&'a mut [T]>> {
-    let mut units: Vec<Vec<&mut [T]>> = (0..plan.units(shape))
-        .map(|_| Vec::with_capacity(shape.n))
-        .collect();
-    for sample in data.chunks_exact_mut(shape.c * shape.s) {
-        for (u, seg) in sample.chunks_mut(plan.cb * shape.s).enumerate() {
-            units[u].push(seg);
+    /// Values per unit (the last unit may have fewer).
+    fn unit(self) -> usize {
+        match self {
+            Walk::Positions { unit } | Walk::Runs { unit } => unit,
         }
     }
-    units
+
+    /// Per-channel pairs of f64 sums over two tensors `a` and `b` of the shape (the
+    /// forward passes `x` twice). `run(a, b, k)` sums a run of channel `k`; `sample(a, b,
+    /// p, q)` adds a whole sample into per-position accumulators.
+    fn channel_sums<T: NormScalar>(
+        self,
+        shape: &BatchNormShape,
+        a: &[T],
+        b: &[T],
+        run: impl Fn(&[T], &[T], usize) -> (f64, f64) + Sync,
+        sample: impl Fn(&[T], &[T], &mut [f64], &mut [f64]) + Sync,
+    ) -> Vec<(f64, f64)> {
+        let (c, s, unit) = (shape.c, shape.s, self.unit());
+        let unit_sums = |(u, (au, bu)): (usize, (&[T], &[T]))| -> Vec<(f64, f64)> {
+            match self {
+                Walk::Runs { .. } => {
+                    let mut acc = vec![(0.0, 0.0); c];
+                    let first = u * unit / s;
+                    for (j, (ar, br)) in au.chunks_exact(s).zip(bu.chunks_exact(s)).enumerate() {
+                        let k = (first + j) % c;
+                        let (p, q) = run(ar, br, k);
+                        acc[k].0 += p;
+                        acc[k].1 += q;
+                    }
+                    acc
+                }
+                Walk::Positions { .. } => {
+                    let (mut p, mut q) = (vec![0.0; c * s], vec![0.0; c * s]);
+                    for (sa, sb) in au.chunks_exact(c * s).zip(bu.chunks_exact(c * s)) {
+                        sample(sa, sb, &mut p, &mut q);
+                    }
+                    fold_positions(&p, s).zip(fold_positions(&q, s)).collect()
+                }
+            }
+        };
+        // One unit runs on the calling thread: handing it to the pool costs more than a
+        // small tensor's whole pass (the makemore MLP's BatchNorm1d: 6400 values).
+        let partials: Vec<Vec<(f64, f64)>> = if a.len() <= unit {
+            vec![unit_sums((0, (a, b)))]
+        } else {
+            a.par_chunks(unit)
+                .zip(b.par_chunks(unit))
+                .enumerate()
+                .map(unit_sums)
+                .collect()
+        };
+        let mut total = vec![(0.0, 0.0); c];
+        for partial in partials {
+            for (t, (p, q)) in total.iter_mut().zip(partial) {
+                t.0 += p;
+                t.1 += q;
+            }
+        }
+        total
+    }
+
+    /// Writes `out` from two tensors `a` and `b` of the shape: `run(out, a, b, k)` for a
+    /// run of channel `k`, or `sample(out, a, b)` for a whole sample.
+    fn write<T: NormScalar>(
+        self,
+        shape: &BatchNormShape,
+        out: &mut [T],
+        a: &[T],
+        b: &[T],
+        run: impl Fn(&mut [T], &[T], &[T], usize) + Sync,
+        sample: impl Fn(&mut [T], &[T], &[T]) + Sync,
+    ) {
+        let (c, s, unit) = (shape.c, shape.s, self.unit());
+        let unit_write = |(u, (ou, (au, bu))): (usize, (&mut [T], (&[T], &[T])))| match self {
+            Walk::Runs { .. } => {
+                let first = u * unit / s;
+                let runs = ou
+                    .chunks_exact_mut(s)
+                    .zip(au.chunks_exact(s).zip(bu.chunks_exact(s)));
+                for (j, (or, (ar, br))) in runs.enumerate() {
+                    run(or, ar, br, (first + j) % c);
+                }
+            }
+            Walk::Positions { .. } => {
+                let samples = ou
+                    .chunks_exact_mut(c * s)
+                    .zip(au.chunks_exact(c * s).zip(bu.chunks_exact(c * s)));
+                for (os, (sa, sb)) in samples {
+                    sample(os, sa, sb);
+                }
+            }
+        };
+        if out.len() <= unit {
+            unit_write((0, (out, (a, b))));
+        } else {
+            out.par_chunks_mut(unit)
+                .zip(a.par_chunks(unit).zip(b.par_chunks(unit)))
+                .enumerate()
+                .for_each(unit_write);
+        }
+    }
 }
 
 /// Per-position copies of per-channel values: `S` copies of each.
-fn per_position<T: Copy>(per_channel: impl Iterator<Item = T>, s: usize) -> Vec<T> {
-    per_channel
-        .flat_map(|v| std::iter::repeat_n(v, s))
-        .collect()
+fn per_position<T: Copy>(per_channel: impl ExactSizeIterator<Item = T>, s: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(per_channel.len() * s);
+    for v in per_channel {
+        out.resize(out.len() + s, v);
+    }
+    out
 }
 
 /// Sums of `S` consecutive positions: per-channel totals of per-position accumulators.
@@ -187,6 +259,45 @@ impl<T: Copy> PositionCoefs<T> {
     fn slices(&self) -> [&[T]; 4] {
         let [m, a, b, c] = &self.parts;
         [m, a, b, c]
+    }
+}
+
+/// Per-channel `[mean, scale, shift]` of `y = (x - mean) * scale + shift`, and their
+/// per-position copies when the walk needs them.
+struct NormalizeCoefs<T> {
+    per_channel: Vec<[T; 3]>,
+    per_position: [Vec<T>; 3],
+}
+
+impl<T: NormScalar> NormalizeCoefs<T> {
+    fn new(walk: Walk, s: usize, per_channel: Vec<[T; 3]>) -> Self {
+        let part = |j: usize| match walk {
+            Walk::Positions { .. } => per_position(per_channel.iter().map(|c| c[j]), s),
+            Walk::Runs { .. } => Vec::new(),
+        };
+        let per_position = [part(0), part(1), part(2)];
+        Self {
+            per_channel,
+            per_position,
+        }
+    }
+
+    /// Writes `out = (x - mean) * scale + shift` over the walk.
+    fn apply(&self, level: SimdLevel, walk: Walk, shape: &BatchNormShape, x: &[T], out: &mut [T]) {
+        walk.write(
+            shape,
+            out,
+            x,
+            x,
+            |o, xr, _, k| {
+                let [mean, scale, shift] = self.per_channel[k];
+                T::normalize(level, xr, o, mean, scale, shift);
+            },
+            |o, xs, _| {
+                let [mean, scale, shift] = &self.per_position;
+                normalize_pos(level, xs, o, mean, scale, shift);
+            },
+        );
     }
 }
 
@@ -243,53 +354,40 @@ pub fn batch_norm_forward_train_at<T: NormScalar>(
     check_len(OP, "save.mean", c, save.mean.len(), shape)?;
     check_len(OP, "save.invstd", c, save.invstd.len(), shape)?;
     check_eps(OP, eps)?;
-    let plan = Plan::new(shape);
-    let (s, count) = (shape.s, shape.count() as f64);
-    let stats: Vec<Vec<(f64, f64)>> = segments_mut(out, shape, &plan)
-        .into_par_iter()
+    let walk = Walk::new(shape);
+    let (c, s, count) = (shape.c, shape.s, shape.count() as f64);
+    // Each channel's first value is the shift of its sums (see the module's Numerics).
+    let shifts: Vec<f64> = (0..c).map(|k| x[k * s].to_f64()).collect();
+    let shifts_pos = match walk {
+        Walk::Positions { .. } => per_position(shifts.iter().copied(), s),
+        Walk::Runs { .. } => Vec::new(),
+    };
+    let sums = walk.channel_sums(
+        shape,
+        x,
+        x,
+        |run, _, k| T::shifted_sums(level, run, shifts[k]),
+        |sample, _, p, q| acc_sums_pos(level, sample, &shifts_pos, p, q),
+    );
+    let stats: Vec<(f64, f64)> = sums
+        .into_iter()
+        .zip(&shifts)
+        .map(|((p, q), &shift)| mean_invstd(shift, p, q, count, eps))
+        .collect();
+    let per_channel = stats
+        .iter()
         .enumerate()
-        .map(|(u, outs)| {
-            let (c0, len) = plan.channels(shape, u);
-            let segs = (0..shape.n).map(|i| segment(x, shape, &plan, u, i));
-            let gamma = |k: usize| value(affine.gamma, c0 + k, T::ONE);
-            let beta = |k: usize| value(affine.beta, c0 + k, T::ZERO);
-            if !plan.positions {
-                let shift = x[c0 * s].to_f64();
-                let (sum, sq) = T::shifted_sums(level, x, channel_runs(shape, c0), shift);
-                let (mean, invstd) = mean_invstd(shift, sum, sq, count, eps);
-                let scale = T::from_f64(gamma(0).to_f64() * invstd);
-                for (seg, out) in segs.zip(outs) {
-                    T::normalize(level, seg, out, T::from_f64(mean), scale, beta(0));
-                }
-                vec![(mean, invstd)]
-            } else {
-                let shifts = per_position((0..len).map(|k| x[(c0 + k) * s].to_f64()), s);
-                let (mut sum, mut sq) = (vec![0.0; len * s], vec![0.0; len * s]);
-                for seg in segs.clone() {
-                    acc_sums_pos(level, seg, &shifts, &mut sum, &mut sq);
-                }
-                let stats: Vec<(f64, f64)> = fold_positions(&sum, s)
-                    .zip(fold_positions(&sq, s))
-                    .enumerate()
-                    .map(|(k, (a, b))| mean_invstd(shifts[k * s], a, b, count, eps))
-                    .collect();
-                let mean = per_position(stats.iter().map(|&(m, _)| T::from_f64(m)), s);
-                let scale = per_position(
-                    stats
-                        .iter()
-                        .enumerate()
-                        .map(|(k, &(_, is))| T::from_f64(gamma(k).to_f64() * is)),
-                    s,
-                );
-                let shift = per_position((0..len).map(beta), s);
-                for (seg, out) in segs.zip(outs) {
-                    normalize_pos(level, seg, out, &mean, &scale, &shift);
-                }
-                stats
-            }
+        .map(|(k, &(mean, invstd))| {
+            let scale = value(affine.gamma, k, T::ONE).to_f64() * invstd;
+            [
+                T::from_f64(mean),
+                T::from_f64(scale),
+                value(affine.beta, k, T::ZERO),
+            ]
         })
         .collect();
-    for (k, (mean, invstd)) in stats.into_iter().flatten().enumerate() {
+    NormalizeCoefs::new(walk, s, per_channel).apply(level, walk, shape, x, out);
+    for (k, (mean, invstd)) in stats.into_iter().enumerate() {
         save.mean[k] = T::from_f64(mean);
         save.invstd[k] = T::from_f64(invstd);
     }
@@ -433,31 +531,18 @@ pub fn batch_norm_forward_eval_at<T: NormScalar>(
         }
         other => other,
     })?;
-    let scale: Vec<T> = (0..c)
-        .map(|k| T::from_f64(value(affine.gamma, k, T::ONE).to_f64() * invstd[k].to_f64()))
+    let per_channel = (0..c)
+        .map(|k| {
+            let scale = value(affine.gamma, k, T::ONE).to_f64() * invstd[k].to_f64();
+            [
+                running.mean[k],
+                T::from_f64(scale),
+                value(affine.beta, k, T::ZERO),
+            ]
+        })
         .collect();
-    let shift: Vec<T> = (0..c).map(|k| value(affine.beta, k, T::ZERO)).collect();
-    let plan = Plan::new(shape);
-    let s = shape.s;
-    segments_mut(out, shape, &plan)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(u, outs)| {
-            let (c0, len) = plan.channels(shape, u);
-            let segs = (0..shape.n).map(|i| segment(x, shape, &plan, u, i));
-            if !plan.positions {
-                for (seg, out) in segs.zip(outs) {
-                    T::normalize(level, seg, out, running.mean[c0], scale[c0], shift[c0]);
-                }
-            } else {
-                let mean = per_position(running.mean[c0..c0 + len].iter().copied(), s);
-                let a = per_position(scale[c0..c0 + len].iter().copied(), s);
-                let b = per_position(shift[c0..c0 + len].iter().copied(), s);
-                for (seg, out) in segs.zip(outs) {
-                    normalize_pos(level, seg, out, &mean, &a, &b);
-                }
-            }
-        });
+    let walk = Walk::new(shape);
+    NormalizeCoefs::new(walk, shape.s, per_channel).apply(level, walk, shape, x, out);
     Ok(())
 }
 
@@ -572,75 +657,70 @@ fn backward<T: NormScalar, const TRAIN: bool>(
     saved: NormStats<'_, T>,
     grads: NormGrads<'_, T>,
 ) {
-    let plan = Plan::new(shape);
-    let (s, count) = (shape.s, shape.count() as f64);
+    let walk = Walk::new(shape);
+    let (c, s, count) = (shape.c, shape.s, shape.count() as f64);
     let NormGrads {
         x: grad_x,
         gamma: grad_gamma,
         beta: grad_beta,
     } = grads;
-    let gx_units = match grad_x {
-        Some(gx) => segments_mut(gx, shape, &plan),
-        None => (0..plan.units(shape)).map(|_| Vec::new()).collect(),
+    let means: Vec<f64> = saved.mean.iter().map(|m| m.to_f64()).collect();
+    let means_pos = match walk {
+        Walk::Positions { .. } => per_position(means.iter().copied(), s),
+        Walk::Runs { .. } => Vec::new(),
     };
-    // Coefficients of grad_x = a * g + b * (x - mean) + c from the two sums.
-    let coefficients = |k: usize, sg: f64, sgd: f64| -> [T; 4] {
-        let invstd = saved.invstd[k].to_f64();
-        let a = value(gamma, k, T::ONE).to_f64() * invstd;
-        let (b, c) = if TRAIN {
-            (-a * invstd * invstd * sgd / count, -a * sg / count)
-        } else {
-            (0.0, 0.0)
+    let sums = walk.channel_sums(
+        shape,
+        grad_out,
+        x,
+        |g, x, k| T::grad_sums(level, g, x, means[k]),
+        |g, x, p, q| grad_sums_pos(level, g, x, &means_pos, p, q),
+    );
+    if let Some(grad_x) = grad_x {
+        // Coefficients of grad_x = a * g + b * (x - mean) + c from the two sums.
+        let coefs: Vec<[T; 4]> = (0..c)
+            .map(|k| {
+                let (sg, sgd) = sums[k];
+                let invstd = saved.invstd[k].to_f64();
+                let a = value(gamma, k, T::ONE).to_f64() * invstd;
+                let (b, c) = if TRAIN {
+                    (-a * invstd * invstd * sgd / count, -a * sg / count)
+                } else {
+                    (0.0, 0.0)
+                };
+                [
+                    saved.mean[k],
+                    T::from_f64(a),
+                    T::from_f64(b),
+                    T::from_f64(c),
+                ]
+            })
+            .collect();
+        let coefs_pos = match walk {
+            Walk::Positions { .. } => PositionCoefs::new(&coefs, s),
+            Walk::Runs { .. } => PositionCoefs::new(&[], s),
         };
-        [
-            saved.mean[k],
-            T::from_f64(a),
-            T::from_f64(b),
-            T::from_f64(c),
-        ]
-    };
-    let sums: Vec<Vec<(f64, f64)>> = gx_units
-        .into_par_iter()
-        .enumerate()
-        .map(|(u, gxs)| {
-            let (c0, len) = plan.channels(shape, u);
-            let xs = (0..shape.n).map(|i| segment(x, shape, &plan, u, i));
-            let gs = (0..shape.n).map(|i| segment(grad_out, shape, &plan, u, i));
-            if !plan.positions {
-                let mean = saved.mean[c0].to_f64();
-                let (sg, sgd) = T::grad_sums(level, grad_out, x, channel_runs(shape, c0), mean);
-                let coef = coefficients(c0, sg, sgd);
-                for ((g, x), gx) in gs.zip(xs).zip(gxs) {
-                    T::grad_input(level, g, x, gx, coef);
-                }
-                vec![(sg, sgd)]
-            } else {
-                let mean = per_position((c0..c0 + len).map(|k| saved.mean[k].to_f64()), s);
-                let (mut sg, mut sgd) = (vec![0.0; len * s], vec![0.0; len * s]);
-                for (g, x) in gs.clone().zip(xs.clone()) {
-                    grad_sums_pos(level, g, x, &mean, &mut sg, &mut sgd);
-                }
-                let sums: Vec<(f64, f64)> = fold_positions(&sg, s)
-                    .zip(fold_positions(&sgd, s))
-                    .collect();
-                if !gxs.is_empty() {
-                    let per_channel: Vec<[T; 4]> = sums
-                        .iter()
-                        .enumerate()
-                        .map(|(k, &(a, b))| coefficients(c0 + k, a, b))
-                        .collect();
-                    let coef = PositionCoefs::new(&per_channel, s);
-                    for ((g, x), gx) in gs.zip(xs).zip(gxs) {
-                        grad_input_pos(level, g, x, gx, coef.slices());
-                    }
-                }
-                sums
-            }
-        })
-        .collect();
-    let mut grad_gamma = grad_gamma;
-    let mut grad_beta = grad_beta;
-    for (k, (sg, sgd)) in sums.into_iter().flatten().enumerate() {
+        walk.write(
+            shape,
+            grad_x,
+            grad_out,
+            x,
+            |gx, g, x, k| T::grad_input(level, g, x, gx, coefs[k]),
+            |gx, g, x| grad_input_pos(level, g, x, gx, coefs_pos.slices()),
+        );
+    }
+    write_param_grads(&saved, sums.into_iter(), grad_gamma, grad_beta);
+}
+
+/// Writes `grad_gamma = sum(g * (x - mean)) * invstd` and `grad_beta = sum(g)` from the
+/// per-channel sums, in channel order.
+fn write_param_grads<T: NormScalar>(
+    saved: &NormStats<'_, T>,
+    sums: impl Iterator<Item = (f64, f64)>,
+    mut grad_gamma: Option<&mut [T]>,
+    mut grad_beta: Option<&mut [T]>,
+) {
+    for (k, (sg, sgd)) in sums.enumerate() {
         if let Some(gg) = grad_gamma.as_deref_mut() {
             gg[k] = T::from_f64(sgd * saved.invstd[k].to_f64());
         }

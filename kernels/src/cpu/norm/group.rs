@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::simd::{Prims, Runs};
+use super::simd::Prims;
 use super::{
     check_eps, check_len, check_opt, mean_invstd, Affine, NormGrads, NormScalar, NormStats,
     NormStatsMut,
@@ -161,7 +161,7 @@ pub fn group_norm_forward_at<T: NormScalar>(
         .for_each(|(row, ((out, x), (save_mean, save_invstd)))| {
             let g = row % shape.groups;
             let shift = x[0].to_f64();
-            let (sum, sq) = T::shifted_sums(level, x, Runs::whole(x), shift);
+            let (sum, sq) = T::shifted_sums(level, x, shift);
             let (mean, invstd) = mean_invstd(shift, sum, sq, m as f64, eps);
             *save_mean = T::from_f64(mean);
             *save_invstd = T::from_f64(invstd);
@@ -233,7 +233,7 @@ pub fn group_norm_backward_at<T: NormScalar>(
             .zip(g.chunks_exact(s))
             .map(|(x, g)| {
                 if s >= RUN_MIN {
-                    T::grad_sums(level, g, x, Runs::whole(x), mean)
+                    T::grad_sums(level, g, x, mean)
                 } else {
                     g.iter().zip(x).fold((0.0, 0.0), |(a, b), (&g, &x)| {
                         let g = g.to_f64();

@@ -5,10 +5,10 @@
 //!   scalar parameters: shifted sums, normalise, gradient sums, input gradient. For f32
 //!   they are hand-written with intrinsics (see `x86.rs`); the portable and f64 versions
 //!   are the generic lane-array code below.
-//! - *position* loops walk a segment holding several short channels and keep one
-//!   accumulator or parameter per position (batch norm with `S < 256`, e.g. `(N, C)`
-//!   activations or small feature maps): every
-//!   lane is independent, so the generic code vectorises once compiled for a level.
+//! - *position* loops walk a whole sample of several short channels and keep one
+//!   accumulator or parameter per position (batch norm with `S < 64`, e.g. `(N, C)`
+//!   activations or 7x7 feature maps): every lane is independent, so the generic code
+//!   vectorises once compiled for a level.
 //!
 //! Generic code is compiled once per level by [`multiversion!`]: an `#[inline(always)]`
 //! body wrapped in `#[target_feature]` functions, selected at run time.
@@ -58,43 +58,6 @@ macro_rules! multiversion {
     };
 }
 
-/// `count` runs of `len` values, the `r`-th starting at `first + r * stride`: one
-/// channel's values in an `(N, C, S)` tensor, or a single contiguous run.
-#[derive(Clone, Copy, Debug)]
-pub struct Runs {
-    /// Start of the first run.
-    pub first: usize,
-    /// Values per run.
-    pub len: usize,
-    /// Distance between the starts of consecutive runs.
-    pub stride: usize,
-    /// Number of runs.
-    pub count: usize,
-}
-
-impl Runs {
-    /// One run covering all of `x`.
-    pub fn whole<T>(x: &[T]) -> Self {
-        Self {
-            first: 0,
-            len: x.len(),
-            stride: 0,
-            count: 1,
-        }
-    }
-
-    /// The runs as slices of `all` (panics if they do not fit: an internal invariant).
-    pub fn iter<'a, T>(&self, all: &'a [T]) -> impl Iterator<Item = &'a [T]> + 'a {
-        let Runs {
-            first,
-            len,
-            stride,
-            count,
-        } = *self;
-        (0..count).map(move |r| &all[first + r * stride..][..len])
-    }
-}
-
 /// Element-type plumbing of the normalisation kernels (sealed: f32 and f64 only).
 pub trait Prims:
     Copy
@@ -116,8 +79,8 @@ pub trait Prims:
     /// Rounds an f64 to this type.
     fn from_f64(v: f64) -> Self;
 
-    /// `(sum(x - shift), sum((x - shift)^2))` in f64 over the runs of `x`.
-    fn shifted_sums(level: SimdLevel, x: &[Self], runs: Runs, shift: f64) -> (f64, f64);
+    /// `(sum(x - shift), sum((x - shift)^2))` in f64 over a run `x`.
+    fn shifted_sums(level: SimdLevel, x: &[Self], shift: f64) -> (f64, f64);
     /// `y = (x - mean) * scale + shift`.
     fn normalize(
         level: SimdLevel,
@@ -127,8 +90,8 @@ pub trait Prims:
         scale: Self,
         shift: Self,
     );
-    /// `(sum(g), sum(g * (x - mean)))` in f64 over the runs of `g` and `x`.
-    fn grad_sums(level: SimdLevel, g: &[Self], x: &[Self], runs: Runs, mean: f64) -> (f64, f64);
+    /// `(sum(g), sum(g * (x - mean)))` in f64 over a run of `g` and `x`.
+    fn grad_sums(level: SimdLevel, g: &[Self], x: &[Self], mean: f64) -> (f64, f64);
     /// `gx = a * g + b * (x - mean) + c` with `coef = [mean, a, b, c]`.
     fn grad_input(level: SimdLevel, g: &[Self], x: &[Self], gx: &mut [Self], coef: [Self; 4]);
 }
@@ -145,19 +108,19 @@ impl Prims for f32 {
         v as f32
     }
 
-    fn shifted_sums(level: SimdLevel, x: &[f32], runs: Runs, shift: f64) -> (f64, f64) {
+    fn shifted_sums(level: SimdLevel, x: &[f32], shift: f64) -> (f64, f64) {
         match level.clamp_to_supported() {
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
                 // SAFETY: the clamped level is supported, so the CPU has AVX-512F.
-                unsafe { super::x86::shifted_sums_avx512(x, runs, shift) }
+                unsafe { super::x86::shifted_sums_avx512(x, shift) }
             }
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2Fma => {
                 // SAFETY: the clamped level is supported, so the CPU has AVX2 and FMA.
-                unsafe { super::x86::shifted_sums_avx2(x, runs, shift) }
+                unsafe { super::x86::shifted_sums_avx2(x, shift) }
             }
-            _ => shifted_sums_lanes(x, runs, shift),
+            _ => shifted_sums_lanes(x, shift),
         }
     }
 
@@ -177,19 +140,19 @@ impl Prims for f32 {
         }
     }
 
-    fn grad_sums(level: SimdLevel, g: &[f32], x: &[f32], runs: Runs, mean: f64) -> (f64, f64) {
+    fn grad_sums(level: SimdLevel, g: &[f32], x: &[f32], mean: f64) -> (f64, f64) {
         match level.clamp_to_supported() {
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
                 // SAFETY: the clamped level is supported, so the CPU has AVX-512F.
-                unsafe { super::x86::grad_sums_avx512(g, x, runs, mean) }
+                unsafe { super::x86::grad_sums_avx512(g, x, mean) }
             }
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2Fma => {
                 // SAFETY: the clamped level is supported, so the CPU has AVX2 and FMA.
-                unsafe { super::x86::grad_sums_avx2(g, x, runs, mean) }
+                unsafe { super::x86::grad_sums_avx2(g, x, mean) }
             }
-            _ => grad_sums_lanes(g, x, runs, mean),
+            _ => grad_sums_lanes(g, x, mean),
         }
     }
 
@@ -222,16 +185,16 @@ impl Prims for f64 {
         v
     }
 
-    fn shifted_sums(level: SimdLevel, x: &[f64], runs: Runs, shift: f64) -> (f64, f64) {
-        shifted_sums_mv(level, x, runs, shift)
+    fn shifted_sums(level: SimdLevel, x: &[f64], shift: f64) -> (f64, f64) {
+        shifted_sums_mv(level, x, shift)
     }
 
     fn normalize(level: SimdLevel, x: &[f64], y: &mut [f64], mean: f64, scale: f64, shift: f64) {
         normalize_mv(level, x, y, [mean, scale, shift])
     }
 
-    fn grad_sums(level: SimdLevel, g: &[f64], x: &[f64], runs: Runs, mean: f64) -> (f64, f64) {
-        grad_sums_mv(level, g, x, runs, mean)
+    fn grad_sums(level: SimdLevel, g: &[f64], x: &[f64], mean: f64) -> (f64, f64) {
+        grad_sums_mv(level, g, x, mean)
     }
 
     fn grad_input(level: SimdLevel, g: &[f64], x: &[f64], gx: &mut [f64], coef: [f64; 4]) {
@@ -245,24 +208,22 @@ const LANES: usize = 8;
 
 /// Portable [`Prims::shifted_sums`].
 #[inline(always)]
-fn shifted_sums_lanes<T: Prims>(all: &[T], runs: Runs, shift: f64) -> (f64, f64) {
+fn shifted_sums_lanes<T: Prims>(x: &[T], shift: f64) -> (f64, f64) {
     let (mut s, mut q) = ([0.0f64; LANES], [0.0f64; LANES]);
     let (mut s_rest, mut q_rest) = (0.0, 0.0);
-    for x in runs.iter(all) {
-        let chunks = x.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for l in 0..LANES {
-                let d = c[l].to_f64() - shift;
-                s[l] += d;
-                q[l] += d * d;
-            }
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            let d = c[l].to_f64() - shift;
+            s[l] += d;
+            q[l] += d * d;
         }
-        for v in rest {
-            let d = v.to_f64() - shift;
-            s_rest += d;
-            q_rest += d * d;
-        }
+    }
+    for v in rest {
+        let d = v.to_f64() - shift;
+        s_rest += d;
+        q_rest += d * d;
     }
     (
         s.iter().sum::<f64>() + s_rest,
@@ -280,25 +241,23 @@ fn normalize_lanes<T: Prims>(x: &[T], y: &mut [T], mean: T, scale: T, shift: T) 
 
 /// Portable [`Prims::grad_sums`].
 #[inline(always)]
-fn grad_sums_lanes<T: Prims>(g_all: &[T], x_all: &[T], runs: Runs, mean: f64) -> (f64, f64) {
+fn grad_sums_lanes<T: Prims>(g: &[T], x: &[T], mean: f64) -> (f64, f64) {
     let (mut sg, mut sgd) = ([0.0f64; LANES], [0.0f64; LANES]);
     let (mut a_rest, mut b_rest) = (0.0, 0.0);
-    for (g, x) in runs.iter(g_all).zip(runs.iter(x_all)) {
-        let gc = g.chunks_exact(LANES);
-        let xc = x.chunks_exact(LANES);
-        let (g_rest, x_rest) = (gc.remainder(), xc.remainder());
-        for (g, x) in gc.zip(xc) {
-            for l in 0..LANES {
-                let gv = g[l].to_f64();
-                sg[l] += gv;
-                sgd[l] += gv * (x[l].to_f64() - mean);
-            }
+    let gc = g.chunks_exact(LANES);
+    let xc = x.chunks_exact(LANES);
+    let (g_rest, x_rest) = (gc.remainder(), xc.remainder());
+    for (g, x) in gc.zip(xc) {
+        for l in 0..LANES {
+            let gv = g[l].to_f64();
+            sg[l] += gv;
+            sgd[l] += gv * (x[l].to_f64() - mean);
         }
-        for (g, x) in g_rest.iter().zip(x_rest) {
-            let gv = g.to_f64();
-            a_rest += gv;
-            b_rest += gv * (x.to_f64() - mean);
-        }
+    }
+    for (g, x) in g_rest.iter().zip(x_rest) {
+        let gv = g.to_f64();
+        a_rest += gv;
+        b_rest += gv * (x.to_f64() - mean);
     }
     (
         sg.iter().sum::<f64>() + a_rest,
@@ -317,8 +276,8 @@ fn grad_input_lanes<T: Prims>(g: &[T], x: &[T], gx: &mut [T], coef: [T; 4]) {
 
 multiversion! {
     /// [`Prims::shifted_sums`] for types without hand-written kernels.
-    fn shifted_sums_mv<T>(x: &[T], runs: Runs, shift: f64) -> (f64, f64) {
-        shifted_sums_lanes(x, runs, shift)
+    fn shifted_sums_mv<T>(x: &[T], shift: f64) -> (f64, f64) {
+        shifted_sums_lanes(x, shift)
     }
 }
 
@@ -331,8 +290,8 @@ multiversion! {
 
 multiversion! {
     /// [`Prims::grad_sums`] for types without hand-written kernels.
-    fn grad_sums_mv<T>(g: &[T], x: &[T], runs: Runs, mean: f64) -> (f64, f64) {
-        grad_sums_lanes(g, x, runs, mean)
+    fn grad_sums_mv<T>(g: &[T], x: &[T], mean: f64) -> (f64, f64) {
+        grad_sums_lanes(g, x, mean)
     }
 }
 

@@ -8,28 +8,6 @@
 
 use std::arch::x86_64::*;
 
-use super::simd::Runs;
-
-/// How many runs ahead [`prefetch_run`] fetches.
-const PREFETCH_RUNS: usize = 3;
-
-/// Prefetches (into L1) up to 4 KiB of run `r + PREFETCH_RUNS` of `all`, if it exists:
-/// the hardware prefetcher follows a run but not the jump to the next one, which for
-/// the short runs of a channel (`S` values every `C * S`) leaves DRAM latency exposed.
-#[inline(always)]
-fn prefetch_run(all: &[f32], runs: Runs, r: usize) {
-    let next = r + PREFETCH_RUNS;
-    if next < runs.count {
-        let start = runs.first + next * runs.stride;
-        let len = runs.len.min(1024).min(all.len().saturating_sub(start));
-        for off in (0..len).step_by(16) {
-            // SAFETY: `start + off < all.len()`, so the address is inside `all`; a
-            // prefetch never faults and has no architectural effect.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(all.as_ptr().add(start + off).cast()) };
-        }
-    }
-}
-
 /// Adds the lanes of two AVX-512 f64 accumulators pairs into scalars.
 #[target_feature(enable = "avx512f")]
 fn reduce2_512(a: [__m512d; 4], b: [__m512d; 4]) -> (f64, f64) {
@@ -47,63 +25,57 @@ fn hsum256(v: __m256d) -> f64 {
     _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
 }
 
-/// `(sum(x - shift), sum((x - shift)^2))` over the runs, AVX-512.
+/// `(sum(x - shift), sum((x - shift)^2))` of a run, AVX-512.
 #[target_feature(enable = "avx512f")]
-pub(super) fn shifted_sums_avx512(all: &[f32], runs: Runs, shift: f64) -> (f64, f64) {
+pub(super) fn shifted_sums_avx512(x: &[f32], shift: f64) -> (f64, f64) {
     let k = _mm512_set1_pd(shift);
     let mut s = [_mm512_setzero_pd(); 4];
     let mut q = [_mm512_setzero_pd(); 4];
-    for (r, x) in runs.iter(all).enumerate() {
-        prefetch_run(all, runs, r);
-        let chunks = x.chunks_exact(32);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for j in 0..4 {
-                // SAFETY: `c` has 32 elements, so 8 floats from offset 8 * j (j < 4) are in bounds.
-                let v = unsafe { _mm256_loadu_ps(c.as_ptr().add(8 * j)) };
-                let d = _mm512_sub_pd(_mm512_cvtps_pd(v), k);
-                s[j] = _mm512_add_pd(s[j], d);
-                q[j] = _mm512_fmadd_pd(d, d, q[j]);
-            }
-        }
-        for (j, c) in rest.chunks(8).enumerate() {
-            let mask = (1u16 << c.len()) - 1;
-            // SAFETY: the mask enables only the `c.len()` <= 8 lanes backed by `c`; masked-off
-            // lanes are not accessed (and read as 0).
-            let v = unsafe { _mm512_maskz_loadu_ps(mask, c.as_ptr()) };
-            let d = _mm512_maskz_sub_pd(mask as u8, _mm512_cvtps_pd(_mm512_castps512_ps256(v)), k);
+    let chunks = x.chunks_exact(32);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for j in 0..4 {
+            // SAFETY: `c` has 32 elements, so 8 floats from offset 8 * j (j < 4) are in bounds.
+            let v = unsafe { _mm256_loadu_ps(c.as_ptr().add(8 * j)) };
+            let d = _mm512_sub_pd(_mm512_cvtps_pd(v), k);
             s[j] = _mm512_add_pd(s[j], d);
             q[j] = _mm512_fmadd_pd(d, d, q[j]);
         }
     }
+    for (j, c) in rest.chunks(8).enumerate() {
+        let mask = (1u16 << c.len()) - 1;
+        // SAFETY: the mask enables only the `c.len()` <= 8 lanes backed by `c`; masked-off
+        // lanes are not accessed (and read as 0).
+        let v = unsafe { _mm512_maskz_loadu_ps(mask, c.as_ptr()) };
+        let d = _mm512_maskz_sub_pd(mask as u8, _mm512_cvtps_pd(_mm512_castps512_ps256(v)), k);
+        s[j] = _mm512_add_pd(s[j], d);
+        q[j] = _mm512_fmadd_pd(d, d, q[j]);
+    }
     reduce2_512(s, q)
 }
 
-/// `(sum(x - shift), sum((x - shift)^2))` over the runs, AVX2.
+/// `(sum(x - shift), sum((x - shift)^2))` of a run, AVX2.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn shifted_sums_avx2(all: &[f32], runs: Runs, shift: f64) -> (f64, f64) {
+pub(super) fn shifted_sums_avx2(x: &[f32], shift: f64) -> (f64, f64) {
     let k = _mm256_set1_pd(shift);
     let mut s = [_mm256_setzero_pd(); 4];
     let mut q = [_mm256_setzero_pd(); 4];
     let (mut s_rest, mut q_rest) = (0.0, 0.0);
-    for (r, x) in runs.iter(all).enumerate() {
-        prefetch_run(all, runs, r);
-        let chunks = x.chunks_exact(16);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for j in 0..4 {
-                // SAFETY: `c` has 16 elements, so 4 floats from offset 4 * j (j < 4) are in bounds.
-                let v = unsafe { _mm_loadu_ps(c.as_ptr().add(4 * j)) };
-                let d = _mm256_sub_pd(_mm256_cvtps_pd(v), k);
-                s[j] = _mm256_add_pd(s[j], d);
-                q[j] = _mm256_fmadd_pd(d, d, q[j]);
-            }
+    let chunks = x.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for j in 0..4 {
+            // SAFETY: `c` has 16 elements, so 4 floats from offset 4 * j (j < 4) are in bounds.
+            let v = unsafe { _mm_loadu_ps(c.as_ptr().add(4 * j)) };
+            let d = _mm256_sub_pd(_mm256_cvtps_pd(v), k);
+            s[j] = _mm256_add_pd(s[j], d);
+            q[j] = _mm256_fmadd_pd(d, d, q[j]);
         }
-        for &v in rest {
-            let d = v as f64 - shift;
-            s_rest += d;
-            q_rest += d * d;
-        }
+    }
+    for &v in rest {
+        let d = v as f64 - shift;
+        s_rest += d;
+        q_rest += d * d;
     }
     let s = _mm256_add_pd(_mm256_add_pd(s[0], s[1]), _mm256_add_pd(s[2], s[3]));
     let q = _mm256_add_pd(_mm256_add_pd(q[0], q[1]), _mm256_add_pd(q[2], q[3]));
@@ -165,87 +137,79 @@ pub(super) fn normalize_avx2(x: &[f32], y: &mut [f32], mean: f32, scale: f32, sh
     }
 }
 
-/// `(sum(g), sum(g * (x - mean)))` over the runs, AVX-512.
+/// `(sum(g), sum(g * (x - mean)))` of a run, AVX-512.
 #[target_feature(enable = "avx512f")]
-pub(super) fn grad_sums_avx512(g_all: &[f32], x_all: &[f32], runs: Runs, mean: f64) -> (f64, f64) {
+pub(super) fn grad_sums_avx512(g: &[f32], x: &[f32], mean: f64) -> (f64, f64) {
     let m = _mm512_set1_pd(mean);
     let mut sg = [_mm512_setzero_pd(); 4];
     let mut sgd = [_mm512_setzero_pd(); 4];
-    for (r, (g, x)) in runs.iter(g_all).zip(runs.iter(x_all)).enumerate() {
-        prefetch_run(g_all, runs, r);
-        prefetch_run(x_all, runs, r);
-        let n = g.len().min(x.len());
-        let (gp, xp) = (g.as_ptr(), x.as_ptr());
-        let mut i = 0;
-        while i + 32 <= n {
-            for j in 0..4 {
-                // SAFETY: i + 8 * j + 8 <= i + 32 <= n, the length of both slices.
-                let (gv, xv) = unsafe {
-                    (
-                        _mm512_cvtps_pd(_mm256_loadu_ps(gp.add(i + 8 * j))),
-                        _mm512_cvtps_pd(_mm256_loadu_ps(xp.add(i + 8 * j))),
-                    )
-                };
-                sg[j] = _mm512_add_pd(sg[j], gv);
-                sgd[j] = _mm512_fmadd_pd(gv, _mm512_sub_pd(xv, m), sgd[j]);
-            }
-            i += 32;
-        }
-        let mut j = 0;
-        while i < n {
-            let len = (n - i).min(8);
-            let mask = (1u16 << len) - 1;
-            // SAFETY: the mask enables only the `len` <= 8 lanes in bounds of both slices;
-            // masked-off lanes are not accessed (and read as 0, adding nothing).
+    let n = g.len().min(x.len());
+    let (gp, xp) = (g.as_ptr(), x.as_ptr());
+    let mut i = 0;
+    while i + 32 <= n {
+        for j in 0..4 {
+            // SAFETY: i + 8 * j + 8 <= i + 32 <= n, the length of both slices.
             let (gv, xv) = unsafe {
                 (
-                    _mm512_maskz_loadu_ps(mask, gp.add(i)),
-                    _mm512_maskz_loadu_ps(mask, xp.add(i)),
+                    _mm512_cvtps_pd(_mm256_loadu_ps(gp.add(i + 8 * j))),
+                    _mm512_cvtps_pd(_mm256_loadu_ps(xp.add(i + 8 * j))),
                 )
             };
-            let gv = _mm512_cvtps_pd(_mm512_castps512_ps256(gv));
-            let xv = _mm512_cvtps_pd(_mm512_castps512_ps256(xv));
             sg[j] = _mm512_add_pd(sg[j], gv);
             sgd[j] = _mm512_fmadd_pd(gv, _mm512_sub_pd(xv, m), sgd[j]);
-            i += len;
-            j += 1;
         }
+        i += 32;
+    }
+    let mut j = 0;
+    while i < n {
+        let len = (n - i).min(8);
+        let mask = (1u16 << len) - 1;
+        // SAFETY: the mask enables only the `len` <= 8 lanes in bounds of both slices;
+        // masked-off lanes are not accessed (and read as 0, adding nothing).
+        let (gv, xv) = unsafe {
+            (
+                _mm512_maskz_loadu_ps(mask, gp.add(i)),
+                _mm512_maskz_loadu_ps(mask, xp.add(i)),
+            )
+        };
+        let gv = _mm512_cvtps_pd(_mm512_castps512_ps256(gv));
+        let xv = _mm512_cvtps_pd(_mm512_castps512_ps256(xv));
+        sg[j] = _mm512_add_pd(sg[j], gv);
+        sgd[j] = _mm512_fmadd_pd(gv, _mm512_sub_pd(xv, m), sgd[j]);
+        i += len;
+        j += 1;
     }
     reduce2_512(sg, sgd)
 }
 
-/// `(sum(g), sum(g * (x - mean)))` over the runs, AVX2.
+/// `(sum(g), sum(g * (x - mean)))` of a run, AVX2.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn grad_sums_avx2(g_all: &[f32], x_all: &[f32], runs: Runs, mean: f64) -> (f64, f64) {
+pub(super) fn grad_sums_avx2(g: &[f32], x: &[f32], mean: f64) -> (f64, f64) {
     let m = _mm256_set1_pd(mean);
     let mut sg = [_mm256_setzero_pd(); 4];
     let mut sgd = [_mm256_setzero_pd(); 4];
     let (mut a_rest, mut b_rest) = (0.0, 0.0);
-    for (r, (g, x)) in runs.iter(g_all).zip(runs.iter(x_all)).enumerate() {
-        prefetch_run(g_all, runs, r);
-        prefetch_run(x_all, runs, r);
-        let n = g.len().min(x.len());
-        let (gp, xp) = (g.as_ptr(), x.as_ptr());
-        let mut i = 0;
-        while i + 16 <= n {
-            for j in 0..4 {
-                // SAFETY: i + 4 * j + 4 <= i + 16 <= n, the length of both slices.
-                let (gv, xv) = unsafe {
-                    (
-                        _mm256_cvtps_pd(_mm_loadu_ps(gp.add(i + 4 * j))),
-                        _mm256_cvtps_pd(_mm_loadu_ps(xp.add(i + 4 * j))),
-                    )
-                };
-                sg[j] = _mm256_add_pd(sg[j], gv);
-                sgd[j] = _mm256_fmadd_pd(gv, _mm256_sub_pd(xv, m), sgd[j]);
-            }
-            i += 16;
+    let n = g.len().min(x.len());
+    let (gp, xp) = (g.as_ptr(), x.as_ptr());
+    let mut i = 0;
+    while i + 16 <= n {
+        for j in 0..4 {
+            // SAFETY: i + 4 * j + 4 <= i + 16 <= n, the length of both slices.
+            let (gv, xv) = unsafe {
+                (
+                    _mm256_cvtps_pd(_mm_loadu_ps(gp.add(i + 4 * j))),
+                    _mm256_cvtps_pd(_mm_loadu_ps(xp.add(i + 4 * j))),
+                )
+            };
+            sg[j] = _mm256_add_pd(sg[j], gv);
+            sgd[j] = _mm256_fmadd_pd(gv, _mm256_sub_pd(xv, m), sgd[j]);
         }
-        for j in i..n {
-            let gv = g[j] as f64;
-            a_rest += gv;
-            b_rest += gv * (x[j] as f64 - mean);
-        }
+        i += 16;
+    }
+    for j in i..n {
+        let gv = g[j] as f64;
+        a_rest += gv;
+        b_rest += gv * (x[j] as f64 - mean);
     }
     let a = _mm256_add_pd(_mm256_add_pd(sg[0], sg[1]), _mm256_add_pd(sg[2], sg[3]));
     let b = _mm256_add_pd(_mm256_add_pd(sgd[0], sgd[1]), _mm256_add_pd(sgd[2], sgd[3]));
