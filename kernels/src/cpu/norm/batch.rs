@@ -196,7 +196,7 @@ impl Walk {
         sample: impl Fn(&mut [T], &[T], &[T]) + Sync,
     ) {
         let (c, s, unit) = (shape.c, shape.s, self.unit());
-        let unit_write = |(u, (ou, (au, bu))): (usize, (&mut [T], (&[T], &[T])))| match self {
+        let unit_write = |u: usize, ou: &mut [T], au: &[T], bu: &[T]| match self {
             Walk::Runs { .. } => {
                 let first = u * unit / s;
                 let runs = ou
@@ -216,12 +216,12 @@ impl Walk {
             }
         };
         if out.len() <= unit {
-            unit_write((0, (out, (a, b))));
+            unit_write(0, out, a, b);
         } else {
             out.par_chunks_mut(unit)
                 .zip(a.par_chunks(unit).zip(b.par_chunks(unit)))
                 .enumerate()
-                .for_each(unit_write);
+                .for_each(|(u, (ou, (au, bu)))| unit_write(u, ou, au, bu));
         }
     }
 }
