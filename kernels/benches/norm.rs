@@ -1,7 +1,8 @@
-//! Criterion benchmarks of the f32 BatchNorm2d kernels in training mode.
+//! Criterion benchmarks of the f32 batch-norm kernels in training mode.
 //!
-//! Shapes (N, C, H, W), as in `../shared/peers/torch_bench.py`: (1024, 16, 7, 7),
-//! (256, 64, 14, 14), (64, 128, 28, 28); with 1 and 2 threads (a rayon pool of that
+//! BatchNorm2d shapes (N, C, H, W), as in `../shared/peers/torch_bench.py`: (1024, 16,
+//! 7, 7), (256, 64, 14, 14), (64, 128, 28, 28); and BatchNorm1d (N, C) of the makemore
+//! MLP's hidden layer, (32, 200) at its batch and (4096, 200); with 1 and 2 threads (a rayon pool of that
 //! size, entered with `ThreadPool::install`), at the default SIMD level. Each shape is
 //! measured as
 //! - `fwd`: [`batch_norm_forward_train`] + [`batch_norm_update_running_stats`];
@@ -13,7 +14,8 @@
 //! writes y (`2 * N*C*H*W * 4` bytes), the backward reads x and grad_out and writes
 //! grad_x (`3 * ...`), both together `5 * ...`. Per-channel vectors are not counted.
 //!
-//! Ids: `batch_norm2d/<N>x<C>x<H>x<W>/<fwd|bwd|fwd_bwd>/<threads>t`. Run with
+//! Ids: `batch_norm2d/<N>x<C>x<H>x<W>/<fwd|bwd|fwd_bwd>/<threads>t` and
+//! `batch_norm1d/<N>x<C>/...`. Run with
 //! `cargo bench -p kernels --bench norm` (about 30 seconds).
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
