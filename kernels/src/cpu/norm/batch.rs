@@ -95,9 +95,10 @@ const UNIT_MIN: usize = 1 << 16;
 ///
 /// Walking in memory order is what makes the kernels fast: a channel's values are `N`
 /// runs of `S` values, `C * S` apart, and walking channel by channel (our first
-/// version) left the prefetchers restarting on every short run. Sample-major passes are
-/// 2-2.7x faster at (256, 64, 14, 14), although they read the tensor twice instead of
-/// once from L2.
+/// version) left the prefetchers restarting on every short run. Memory-order passes are
+/// 2.4-2.7x faster at (256, 64, 14, 14) with 2 threads, although each of a kernel's two
+/// passes now reads the whole tensor (the second mostly from L3), where the channel walk
+/// re-read each channel from L2.
 #[derive(Clone, Copy, Debug)]
 enum Walk {
     /// `S < POSITIONS_BELOW`: units of `unit` values, whole samples, with one
