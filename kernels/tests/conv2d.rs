@@ -325,6 +325,35 @@ fn lesson_cnn_layers_match_reference() {
     }
 }
 
+/// Batches of many sub-chunks (149 images: nine full vectors of 16 and a tail of 5), so
+/// that a forward task packs several sub-chunks into one scratch buffer and the
+/// backward refills its packed slots over several rounds, zeroing each buffer's
+/// padding once: the results still match the reference, with 1 and 2 threads.
+#[test]
+fn large_batches_reuse_packed_buffers_across_sub_chunks() {
+    let mut rng = Rng(13);
+    for (cin, cout, k, hw) in [(1, 8, 5, 28), (32, 64, 3, 4), (3, 5, 3, 9)] {
+        let params = Conv2dParams {
+            stride: (2, 2),
+            padding: (k / 2, k / 2),
+            ..Conv2dParams::default()
+        };
+        let shape = Conv2dShape::new([149, cin, hw, hw], [cout, cin, k, k], params).unwrap();
+        let case = Case::new(shape, &mut rng);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                for level in SimdLevel::available() {
+                    case.check(level);
+                }
+            });
+        }
+    }
+}
+
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     // Many small images so that chunking and the weight-gradient lanes both kick in.

@@ -136,15 +136,9 @@ fn transpose_weights(s: &Conv2dShape, weight: &[f32]) -> Vec<f32> {
     wt
 }
 
-/// Transposes `nb <= L` NCHW images into the zero-padded `[C][hp][wp][L]` buffer.
-fn pack_input(
-    level: SimdLevel,
-    s: &Conv2dShape,
-    g: &Geometry,
-    x: &[f32],
-    nb: usize,
-    xp: &mut [f32],
-) {
+/// Zeroes the padding border of a `[C][hp][wp][L]` buffer. Packing writes only the
+/// interior, so a buffer reused for several sub-chunks of one call needs this once.
+fn zero_padding(level: SimdLevel, g: &Geometry, xp: &mut [f32]) {
     let xp = &mut xp[..g.xp_len];
     match level {
         #[cfg(target_arch = "x86_64")]
@@ -154,6 +148,19 @@ fn pack_input(
         }
         _ => transpose::zero_lanes(&g.pad_offsets, xp),
     }
+}
+
+/// Transposes `nb <= L` NCHW images into the interior of the `[C][hp][wp][L]` buffer,
+/// whose padding border [`zero_padding`] has zeroed.
+fn pack_input(
+    level: SimdLevel,
+    s: &Conv2dShape,
+    g: &Geometry,
+    x: &[f32],
+    nb: usize,
+    xp: &mut [f32],
+) {
+    let xp = &mut xp[..g.xp_len];
     images_to_lanes(level, x, s.input_image_len(), nb, Some(&g.in_map), xp);
 }
 
@@ -337,16 +344,23 @@ pub(super) fn forward(
         }
     };
     let (in_img, out_img) = (s.input_image_len(), s.output_image_len());
-    out.par_chunks_mut(L * out_img)
+    // Several sub-chunks per task share one scratch buffer, whose padding is zeroed
+    // once; about four tasks per thread keep the threads balanced.
+    let subs = s.batch().div_ceil(L);
+    let per_task = (subs / (4 * rayon::current_num_threads())).clamp(1, 8);
+    out.par_chunks_mut(per_task * L * out_img)
         .enumerate()
-        .for_each(|(chunk, out)| {
-            let nb = out.len() / out_img;
-            let x = &input[chunk * L * in_img..][..nb * in_img];
+        .for_each(|(task, out)| {
             with_scratch(g.xp_len + g.gt_len, |buf: &mut [f32]| {
                 let (xp, yt) = buf.split_at_mut(g.xp_len);
-                pack_input(level, s, &g, x, nb, xp);
-                kernel_forward(level, &g, xp, &wt, bias, yt);
-                unpack_output(level, s, &g, yt, nb, out);
+                zero_padding(level, &g, xp);
+                for (j, out) in out.chunks_mut(L * out_img).enumerate() {
+                    let nb = out.len() / out_img;
+                    let x = &input[(task * per_task + j) * L * in_img..][..nb * in_img];
+                    pack_input(level, s, &g, x, nb, xp);
+                    kernel_forward(level, &g, xp, &wt, bias, yt);
+                    unpack_output(level, s, &g, yt, nb, out);
+                }
             });
         });
 }
@@ -449,38 +463,45 @@ pub(super) fn backward(
             let (lo, hi) = range(t);
             let mut acc = vec![0.0f32; cout * kk * L];
             let mut bias_acc = vec![0.0f32; cout * L];
-            for first in (lo..hi).step_by(per_call) {
-                let ng = per_call.min(hi - first);
-                let gxp_len = if with_gx { g.xp_len } else { 0 };
-                with_scratch(ng * (g.xp_len + g.gt_len) + gxp_len, |buf: &mut [f32]| {
-                    let (xps, rest) = buf.split_at_mut(ng * g.xp_len);
-                    let (gts, gxp) = rest.split_at_mut(ng * g.gt_len);
-                    for j in 0..ng {
-                        let sub = first + j;
-                        let nb = L.min(n - sub * L);
-                        let x = &input[sub * L * in_img..][..nb * in_img];
-                        let gy = &grad_out[sub * L * out_img..][..nb * out_img];
-                        pack_input(level, s, &g, x, nb, &mut xps[j * g.xp_len..][..g.xp_len]);
-                        let gt = &mut gts[j * g.gt_len..][..g.gt_len];
-                        pack_output(level, s, &g, gy, nb, gt);
-                        for (co, rows) in gt.chunks_exact(g.p * L).enumerate() {
-                            let b = &mut bias_acc[co * L..][..L];
-                            for lanes in rows.chunks_exact(L) {
-                                for (a, &v) in b.iter_mut().zip(lanes) {
-                                    *a += v;
+            let gxp_len = if with_gx { g.xp_len } else { 0 };
+            let slots = per_call.min(hi - lo);
+            with_scratch(
+                slots * (g.xp_len + g.gt_len) + gxp_len,
+                |buf: &mut [f32]| {
+                    let (xps, rest) = buf.split_at_mut(slots * g.xp_len);
+                    let (gts, gxp) = rest.split_at_mut(slots * g.gt_len);
+                    for xp in xps.chunks_exact_mut(g.xp_len) {
+                        zero_padding(level, &g, xp);
+                    }
+                    for first in (lo..hi).step_by(per_call) {
+                        let ng = per_call.min(hi - first);
+                        for j in 0..ng {
+                            let sub = first + j;
+                            let nb = L.min(n - sub * L);
+                            let x = &input[sub * L * in_img..][..nb * in_img];
+                            let gy = &grad_out[sub * L * out_img..][..nb * out_img];
+                            pack_input(level, s, &g, x, nb, &mut xps[j * g.xp_len..][..g.xp_len]);
+                            let gt = &mut gts[j * g.gt_len..][..g.gt_len];
+                            pack_output(level, s, &g, gy, nb, gt);
+                            for (co, rows) in gt.chunks_exact(g.p * L).enumerate() {
+                                let b = &mut bias_acc[co * L..][..L];
+                                for lanes in rows.chunks_exact(L) {
+                                    for (a, &v) in b.iter_mut().zip(lanes) {
+                                        *a += v;
+                                    }
                                 }
                             }
+                            if let Some(gx_run) = gx_run.as_deref_mut() {
+                                let gx = &mut gx_run[(sub - lo) * L * in_img..][..nb * in_img];
+                                zero(gxp);
+                                kernel_backward_input(level, &g, gxp, &wt, gt);
+                                unpack_input(level, s, &g, gxp, nb, gx);
+                            }
                         }
-                        if let Some(gx_run) = gx_run.as_deref_mut() {
-                            let gx = &mut gx_run[(sub - lo) * L * in_img..][..nb * in_img];
-                            zero(gxp);
-                            kernel_backward_input(level, &g, gxp, &wt, gt);
-                            unpack_input(level, s, &g, gxp, nb, gx);
-                        }
+                        kernel_backward_weight(level, &g, xps, gts, ng, &mut acc);
                     }
-                    kernel_backward_weight(level, &g, xps, gts, ng, &mut acc);
-                });
-            }
+                },
+            );
             // Sum the lanes: [grad_weight | grad_bias] of this thread's images.
             acc.chunks_exact(L)
                 .chain(bias_acc.chunks_exact(L))
