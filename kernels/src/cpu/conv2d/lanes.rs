@@ -298,6 +298,25 @@ fn kernel_backward_input(level: SimdLevel, g: &Geometry, gxp: &mut [f32], wt: &[
     }
 }
 
+fn kernel_backward_bias(level: SimdLevel, g: &Geometry, gt: &[f32], bias_acc: &mut [f32]) {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => {
+            // SAFETY: the level is supported by this CPU; the kernel asserts its lengths.
+            unsafe { lanes_kernels::avx512::backward_bias(g, gt, bias_acc) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2Fma => {
+            // SAFETY: the level is supported by this CPU; the kernel asserts its lengths.
+            unsafe { lanes_kernels::avx2::backward_bias(g, gt, bias_acc) }
+        }
+        _ => {
+            // SAFETY: portable code; the kernel asserts its lengths.
+            unsafe { lanes_kernels::portable::backward_bias(g, gt, bias_acc) }
+        }
+    }
+}
+
 fn kernel_backward_weight(
     level: SimdLevel,
     g: &Geometry,
@@ -483,14 +502,7 @@ pub(super) fn backward(
                             pack_input(level, s, &g, x, nb, &mut xps[j * g.xp_len..][..g.xp_len]);
                             let gt = &mut gts[j * g.gt_len..][..g.gt_len];
                             pack_output(level, s, &g, gy, nb, gt);
-                            for (co, rows) in gt.chunks_exact(g.p * L).enumerate() {
-                                let b = &mut bias_acc[co * L..][..L];
-                                for lanes in rows.chunks_exact(L) {
-                                    for (a, &v) in b.iter_mut().zip(lanes) {
-                                        *a += v;
-                                    }
-                                }
-                            }
+                            kernel_backward_bias(level, &g, gt, &mut bias_acc);
                             if let Some(gx_run) = gx_run.as_deref_mut() {
                                 let gx = &mut gx_run[(sub - lo) * L * in_img..][..nb * in_img];
                                 zero(gxp);

@@ -181,6 +181,37 @@ macro_rules! lane_kernels {
             }
         }
 
+        /// Bias gradient of one sub-chunk: `bias_acc[co][..] += sum_p gt[co][p][..]`.
+        $(#[$attr])*
+        pub(in crate::cpu::conv2d) unsafe fn backward_bias(
+            g: &Geometry,
+            gt: &[f32],
+            bias_acc: &mut [f32],
+        ) {
+            let cout = g.groups * g.opg;
+            assert!(gt.len() >= cout * g.p * L && bias_acc.len() >= cout * L);
+            for co in 0..cout {
+                // SAFETY: in bounds by the asserts above; the CPU supports this level
+                // (module contract).
+                unsafe {
+                    let rows = gt.as_ptr().add(co * g.p * L);
+                    // Two partial sums halve the dependency chain through the adds.
+                    let (mut a0, mut a1) = (zero(), zero());
+                    let mut p = 0;
+                    while p + 1 < g.p {
+                        a0 = add(a0, load(rows.add(p * L)));
+                        a1 = add(a1, load(rows.add((p + 1) * L)));
+                        p += 2;
+                    }
+                    if p < g.p {
+                        a0 = add(a0, load(rows.add(p * L)));
+                    }
+                    let dst = bias_acc.as_mut_ptr().add(co * L);
+                    store(dst, add(load(dst), add(a0, a1)));
+                }
+            }
+        }
+
         /// A `CB x KB` block of the weight gradient, accumulated over `ng` sub-chunks
         /// and every position, then added to the lane accumulators.
         $(#[$attr])*
