@@ -130,6 +130,23 @@ impl Walk {
         }
     }
 
+    /// Per-position copies of per-channel values (`S` copies of each) for a walk by
+    /// positions; nothing for a walk by runs, which reads the per-channel values.
+    fn per_position<T: Copy>(
+        self,
+        per_channel: impl ExactSizeIterator<Item = T>,
+        s: usize,
+    ) -> Vec<T> {
+        if let Walk::Runs { .. } = self {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(per_channel.len() * s);
+        for v in per_channel {
+            out.resize(out.len() + s, v);
+        }
+        out
+    }
+
     /// Per-channel pairs of f64 sums over two tensors `a` and `b` of the shape (the
     /// forward passes `x` twice). `run(a, b, k)` sums a run of channel `k`; `sample(a, b,
     /// p, q)` adds a whole sample into per-position accumulators.
@@ -227,15 +244,6 @@ impl Walk {
     }
 }
 
-/// Per-position copies of per-channel values: `S` copies of each.
-fn per_position<T: Copy>(per_channel: impl ExactSizeIterator<Item = T>, s: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(per_channel.len() * s);
-    for v in per_channel {
-        out.resize(out.len() + s, v);
-    }
-    out
-}
-
 /// Sums of `S` consecutive positions: per-channel totals of per-position accumulators.
 fn fold_positions(v: &[f64], s: usize) -> impl Iterator<Item = f64> + '_ {
     v.chunks_exact(s).map(|c| c.iter().sum())
@@ -250,8 +258,8 @@ struct PositionCoefs<T> {
 }
 
 impl<T: Copy> PositionCoefs<T> {
-    fn new(per_channel: &[[T; 4]], s: usize) -> Self {
-        let part = |j: usize| per_position(per_channel.iter().map(|c| c[j]), s);
+    fn new(walk: Walk, per_channel: &[[T; 4]], s: usize) -> Self {
+        let part = |j: usize| walk.per_position(per_channel.iter().map(|c| c[j]), s);
         Self {
             parts: [part(0), part(1), part(2), part(3)],
         }
@@ -263,43 +271,29 @@ impl<T: Copy> PositionCoefs<T> {
     }
 }
 
-/// Per-channel `[mean, scale, shift]` of `y = (x - mean) * scale + shift`, and their
-/// per-position copies when the walk needs them.
-struct NormalizeCoefs<T> {
-    per_channel: Vec<[T; 3]>,
-    per_position: [Vec<T>; 3],
-}
-
-impl<T: NormScalar> NormalizeCoefs<T> {
-    fn new(walk: Walk, s: usize, per_channel: Vec<[T; 3]>) -> Self {
-        let part = |j: usize| match walk {
-            Walk::Positions { .. } => per_position(per_channel.iter().map(|c| c[j]), s),
-            Walk::Runs { .. } => Vec::new(),
-        };
-        let per_position = [part(0), part(1), part(2)];
-        Self {
-            per_channel,
-            per_position,
-        }
-    }
-
-    /// Writes `out = (x - mean) * scale + shift` over the walk.
-    fn apply(&self, level: SimdLevel, walk: Walk, shape: &BatchNormShape, x: &[T], out: &mut [T]) {
-        walk.write(
-            shape,
-            out,
-            x,
-            x,
-            |o, xr, _, k| {
-                let [mean, scale, shift] = self.per_channel[k];
-                T::normalize(level, xr, o, mean, scale, shift);
-            },
-            |o, xs, _| {
-                let [mean, scale, shift] = &self.per_position;
-                normalize_pos(level, xs, o, mean, scale, shift);
-            },
-        );
-    }
+/// Writes `out = (x - mean) * scale + shift` over the walk, from per-channel `[mean,
+/// scale, shift]`.
+fn normalize<T: NormScalar>(
+    level: SimdLevel,
+    walk: Walk,
+    shape: &BatchNormShape,
+    per_channel: &[[T; 3]],
+    x: &[T],
+    out: &mut [T],
+) {
+    let part = |j: usize| walk.per_position(per_channel.iter().map(|c| c[j]), shape.s);
+    let [mean_pos, scale_pos, shift_pos] = [part(0), part(1), part(2)];
+    walk.write(
+        shape,
+        out,
+        x,
+        x,
+        |o, xr, _, k| {
+            let [mean, scale, shift] = per_channel[k];
+            T::normalize(level, xr, o, mean, scale, shift);
+        },
+        |o, xs, _| normalize_pos(level, xs, o, &mean_pos, &scale_pos, &shift_pos),
+    );
 }
 
 fn value<T: Prims>(v: Option<&[T]>, c: usize, default: T) -> T {
@@ -359,10 +353,7 @@ pub fn batch_norm_forward_train_at<T: NormScalar>(
     let (c, s, count) = (shape.c, shape.s, shape.count() as f64);
     // Each channel's first value is the shift of its sums (see the module's Numerics).
     let shifts: Vec<f64> = (0..c).map(|k| x[k * s].to_f64()).collect();
-    let shifts_pos = match walk {
-        Walk::Positions { .. } => per_position(shifts.iter().copied(), s),
-        Walk::Runs { .. } => Vec::new(),
-    };
+    let shifts_pos = walk.per_position(shifts.iter().copied(), s);
     let sums = walk.channel_sums(
         shape,
         x,
@@ -375,7 +366,7 @@ pub fn batch_norm_forward_train_at<T: NormScalar>(
         .zip(&shifts)
         .map(|((p, q), &shift)| mean_invstd(shift, p, q, count, eps))
         .collect();
-    let per_channel = stats
+    let per_channel: Vec<[T; 3]> = stats
         .iter()
         .enumerate()
         .map(|(k, &(mean, invstd))| {
@@ -387,7 +378,7 @@ pub fn batch_norm_forward_train_at<T: NormScalar>(
             ]
         })
         .collect();
-    NormalizeCoefs::new(walk, s, per_channel).apply(level, walk, shape, x, out);
+    normalize(level, walk, shape, &per_channel, x, out);
     for (k, (mean, invstd)) in stats.into_iter().enumerate() {
         save.mean[k] = T::from_f64(mean);
         save.invstd[k] = T::from_f64(invstd);
@@ -532,7 +523,7 @@ pub fn batch_norm_forward_eval_at<T: NormScalar>(
         }
         other => other,
     })?;
-    let per_channel = (0..c)
+    let per_channel: Vec<[T; 3]> = (0..c)
         .map(|k| {
             let scale = value(affine.gamma, k, T::ONE).to_f64() * invstd[k].to_f64();
             [
@@ -543,7 +534,7 @@ pub fn batch_norm_forward_eval_at<T: NormScalar>(
         })
         .collect();
     let walk = Walk::new(shape);
-    NormalizeCoefs::new(walk, shape.s, per_channel).apply(level, walk, shape, x, out);
+    normalize(level, walk, shape, &per_channel, x, out);
     Ok(())
 }
 
@@ -662,14 +653,11 @@ fn backward<T: NormScalar, const TRAIN: bool>(
     let (c, s, count) = (shape.c, shape.s, shape.count() as f64);
     let NormGrads {
         x: grad_x,
-        gamma: grad_gamma,
-        beta: grad_beta,
+        gamma: mut grad_gamma,
+        beta: mut grad_beta,
     } = grads;
     let means: Vec<f64> = saved.mean.iter().map(|m| m.to_f64()).collect();
-    let means_pos = match walk {
-        Walk::Positions { .. } => per_position(means.iter().copied(), s),
-        Walk::Runs { .. } => Vec::new(),
-    };
+    let means_pos = walk.per_position(means.iter().copied(), s);
     let sums = walk.channel_sums(
         shape,
         grad_out,
@@ -697,10 +685,7 @@ fn backward<T: NormScalar, const TRAIN: bool>(
                 ]
             })
             .collect();
-        let coefs_pos = match walk {
-            Walk::Positions { .. } => PositionCoefs::new(&coefs, s),
-            Walk::Runs { .. } => PositionCoefs::new(&[], s),
-        };
+        let coefs_pos = PositionCoefs::new(walk, &coefs, s);
         walk.write(
             shape,
             grad_x,
@@ -710,18 +695,7 @@ fn backward<T: NormScalar, const TRAIN: bool>(
             |gx, g, x| grad_input_pos(level, g, x, gx, coefs_pos.slices()),
         );
     }
-    write_param_grads(&saved, sums.into_iter(), grad_gamma, grad_beta);
-}
-
-/// Writes `grad_gamma = sum(g * (x - mean)) * invstd` and `grad_beta = sum(g)` from the
-/// per-channel sums, in channel order.
-fn write_param_grads<T: NormScalar>(
-    saved: &NormStats<'_, T>,
-    sums: impl Iterator<Item = (f64, f64)>,
-    mut grad_gamma: Option<&mut [T]>,
-    mut grad_beta: Option<&mut [T]>,
-) {
-    for (k, (sg, sgd)) in sums.enumerate() {
+    for (k, (sg, sgd)) in sums.into_iter().enumerate() {
         if let Some(gg) = grad_gamma.as_deref_mut() {
             gg[k] = T::from_f64(sgd * saved.invstd[k].to_f64());
         }
