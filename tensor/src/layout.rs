@@ -98,6 +98,56 @@ impl Layout {
         true
     }
 
+    /// The dim order in which this layout is *dense*: `Some(perm)` when permuting the
+    /// dims by `perm` (new dim `i` is old dim `perm[i]`, as [`Tensor::permute`]) gives a
+    /// contiguous layout, `None` when no order does, i.e. the elements leave gaps in
+    /// the storage (a narrow) or share slots (an expanded dim, or two dims of size > 1
+    /// with the same stride).
+    ///
+    /// A dense layout is a contiguous one viewed through a permutation, like a tensor
+    /// of logical shape `[N, C, H, W]` stored as `[C, H, W, N]` (batch-minor). The
+    /// elementwise ops use this to run on the contiguous permuted view, at slice speed,
+    /// and to return their result with the input's strides (as PyTorch preserves
+    /// memory formats) instead of a row-major copy.
+    ///
+    /// Dims are ordered by decreasing stride. A size-1 dim may go anywhere; it is put
+    /// just inside the dims of size > 1 with its stride (where a contiguous layout
+    /// would give it that stride), and size-1 dims of equal stride keep their order.
+    /// A contiguous layout (every empty or rank-0 layout included) gets the identity.
+    ///
+    /// ```
+    /// use tensor::{Layout, Shape};
+    /// // [N, C, H, W] = [2, 3, 4, 5] stored as [C, H, W, N].
+    /// let l = Layout::new(Shape::from([2, 3, 4, 5]), vec![1, 40, 10, 2], 0).unwrap();
+    /// assert_eq!(l.dense_permutation(), Some(vec![1, 2, 3, 0]));
+    /// assert_eq!(Layout::contiguous(Shape::from([2, 3])).dense_permutation(), Some(vec![0, 1]));
+    /// // Every other column of a [2, 4] matrix leaves gaps; an expanded row overlaps.
+    /// assert_eq!(Layout::new(Shape::from([2, 2]), vec![4, 2], 0).unwrap().dense_permutation(), None);
+    /// assert_eq!(Layout::new(Shape::from([2, 3]), vec![0, 1], 0).unwrap().dense_permutation(), None);
+    /// ```
+    ///
+    /// [`Tensor::permute`]: crate::Tensor::permute
+    pub fn dense_permutation(&self) -> Option<Vec<usize>> {
+        let rank = self.shape.rank();
+        if self.is_contiguous() {
+            return Some((0..rank).collect());
+        }
+        let dims = self.shape.dims();
+        let mut perm: Vec<usize> = (0..rank).collect();
+        // Larger strides outside; on a tie the size-1 dims inside; then the old order.
+        perm.sort_by_key(|&d| (std::cmp::Reverse(self.strides[d]), dims[d] == 1, d));
+        // Contiguous after the permutation: each dim of size > 1, innermost first, has
+        // the stride that is the product of the sizes inside it.
+        let mut expected = 1usize;
+        for &d in perm.iter().rev().filter(|&&d| dims[d] != 1) {
+            if self.strides[d] != expected {
+                return None;
+            }
+            expected = expected.checked_mul(dims[d])?;
+        }
+        Some(perm)
+    }
+
     /// Whether some element occupies its storage slot together with another (an
     /// expanded dim of size > 1 with stride 0). Such a view cannot be written in place.
     pub fn has_broadcast_dims(&self) -> bool {
@@ -491,6 +541,78 @@ mod tests {
             n.reshaped(&Shape::from([4, 2, 2])).unwrap().strides(),
             &[6, 2, 1]
         );
+    }
+
+    /// A batch-minor `[N, C, H, W]` layout: `[C, H, W, N]` contiguous, permuted.
+    fn batch_minor(n: usize, c: usize, h: usize, w: usize) -> Layout {
+        Layout::contiguous(Shape::from([c, h, w, n]))
+            .permute(&[3, 0, 1, 2])
+            .unwrap()
+    }
+
+    #[test]
+    fn dense_permutation_of_batch_minor_layouts() {
+        for (n, c, h, w) in [(17, 3, 5, 5), (3, 17, 1, 1), (1, 3, 17, 1), (17, 1, 3, 3)] {
+            let l = batch_minor(n, c, h, w);
+            let perm = l.dense_permutation().unwrap();
+            let p = l.permute(&perm).unwrap();
+            assert!(p.is_contiguous(), "{l:?} {perm:?}");
+            if !l.is_contiguous() {
+                // Size-1 dims land where a contiguous layout has their stride.
+                assert_eq!(p.strides(), p.shape().contiguous_strides(), "{l:?}");
+            }
+        }
+        assert_eq!(
+            batch_minor(17, 3, 5, 5).dense_permutation(),
+            Some(vec![1, 2, 3, 0])
+        );
+        assert_eq!(
+            batch_minor(3, 17, 1, 1).dense_permutation(),
+            Some(vec![1, 2, 3, 0])
+        );
+    }
+
+    #[test]
+    fn dense_permutation_is_the_identity_when_contiguous() {
+        for dims in [vec![], vec![3], vec![1, 17, 1], vec![2, 0, 3]] {
+            let rank = dims.len();
+            let l = Layout::contiguous(Shape::from(dims));
+            assert_eq!(l.dense_permutation(), Some((0..rank).collect()));
+        }
+        // Size-1 dims with odd strides do not stop a layout being contiguous.
+        let l = Layout::new(Shape::from([3, 1, 2]), vec![2, 99, 1], 5).unwrap();
+        assert_eq!(l.dense_permutation(), Some(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn dense_permutation_rejects_gaps_and_overlaps() {
+        let none = |dims: &[usize], strides: Vec<usize>| {
+            Layout::new(Shape::from(dims.to_vec()), strides, 0)
+                .unwrap()
+                .dense_permutation()
+        };
+        // Gaps: a narrowed inner dim, a stepped dim.
+        assert_eq!(none(&[3, 2], vec![1, 4]), None);
+        assert_eq!(none(&[2, 3], vec![1, 3]), None);
+        // Overlaps: an expanded dim, two dims of size > 1 with one stride.
+        assert_eq!(none(&[3, 2], vec![0, 1]), None);
+        assert_eq!(none(&[2, 2], vec![1, 1]), None);
+        // A transposed matrix is dense; a size-1 dim with stride 0 is harmless.
+        assert_eq!(none(&[3, 2], vec![1, 3]), Some(vec![1, 0]));
+        assert_eq!(none(&[3, 1, 2], vec![1, 0, 3]), Some(vec![2, 0, 1]));
+    }
+
+    #[test]
+    fn reshape_drops_trailing_ones_of_batch_minor_as_a_view() {
+        // [N, 10, 1, 1] with strides [1, N, N, N] (a batch-minor 1 x 1 feature map).
+        for n in [3, 17] {
+            let l = batch_minor(n, 10, 1, 1);
+            let r = l.reshaped(&Shape::from([n, 10])).unwrap();
+            assert_eq!(r.strides(), &[1, n], "n = {n}");
+        }
+        // With N = 1 the layout is contiguous.
+        let one = batch_minor(1, 10, 1, 1).reshaped(&Shape::from([1, 10]));
+        assert!(one.unwrap().is_contiguous());
     }
 
     #[test]

@@ -375,6 +375,30 @@ impl Tensor {
         self.layout.is_contiguous()
     }
 
+    /// The permutation that makes this view contiguous, if its elements fill one
+    /// gap-free block of storage in some dim order (see [`Layout::dense_permutation`]);
+    /// `None` for views with gaps or repeated elements. Elementwise ops on a dense,
+    /// permuted CPU view return a result with the same strides (except perhaps those
+    /// of size-1 dims, which address nothing).
+    ///
+    /// ```
+    /// use tensor::{DType, Device, Tensor};
+    /// // Logical [N, C, H, W] = [2, 3, 4, 5], stored batch-minor as [C, H, W, N].
+    /// let stored = Tensor::zeros([3, 4, 5, 2], DType::F32, &Device::Cpu).unwrap();
+    /// let x = stored.permute(&[3, 0, 1, 2]).unwrap();
+    /// assert!(!x.is_contiguous());
+    /// let perm = x.dense_permutation().unwrap();
+    /// assert_eq!(perm, vec![1, 2, 3, 0]);
+    /// assert!(x.permute(&perm).unwrap().is_contiguous());
+    /// // Elementwise ops keep the layout.
+    /// assert_eq!(x.relu().unwrap().strides(), x.strides());
+    /// // One sample of the batch leaves gaps: no order is contiguous.
+    /// assert_eq!(x.narrow(0, 0, 1).unwrap().dense_permutation(), None);
+    /// ```
+    pub fn dense_permutation(&self) -> Option<Vec<usize>> {
+        self.layout.dense_permutation()
+    }
+
     /// The size of dim `d`.
     ///
     /// ```

@@ -210,3 +210,185 @@ fn sigmoid_saturates_without_nan() {
         vec![0.0, 1.0]
     );
 }
+
+// ----- dense permuted layouts (e.g. transposes, batch-minor image batches) -----
+
+/// A tensor with the values of `nd`, stored densely in the dim order `order` (the
+/// storage is `nd.permute(order)`, viewed back): dense, and not contiguous unless
+/// `order` moves only size-1 dims. `[1, 2, 3, 0]` on `[N, C, H, W]` is batch-minor.
+fn stored_in_order(nd: &Nd, order: &[usize], dtype: DType) -> Tensor {
+    let mut inverse = vec![0; order.len()];
+    for (i, &p) in order.iter().enumerate() {
+        inverse[p] = i;
+    }
+    nd.permute(order)
+        .to_tensor(dtype)
+        .permute(&inverse)
+        .unwrap()
+}
+
+/// Asserts that `got` (computed on `input`) has the values of `want` (the same op on
+/// contiguous operands) bit for bit, and keeps `input`'s layout: its exact strides
+/// when `input` is not contiguous, a contiguous layout when it is.
+fn assert_same_in_layout(got: &Tensor, want: &Tensor, input: &Tensor, what: &str) {
+    assert_eq!(got.dims(), want.dims(), "{what}: dims");
+    if input.is_contiguous() {
+        assert!(got.is_contiguous(), "{what}: strides {:?}", got.strides());
+    } else {
+        assert_eq!(got.strides(), input.strides(), "{what}: strides");
+    }
+    let (g, w) = (got.to_vec_f64().unwrap(), want.to_vec_f64().unwrap());
+    if let Some(i) = (0..g.len()).find(|&i| g[i].to_bits() != w[i].to_bits()) {
+        panic!("{what}: element {i}: got {}, want {}", g[i], w[i]);
+    }
+}
+
+type UnOp = (&'static str, fn(&Tensor) -> tensor::Result<Tensor>);
+
+/// Every unary op, on inputs around 0 (log, sqrt and powf take `|x|`).
+const UNARY: [UnOp; 17] = [
+    ("neg", Tensor::neg),
+    ("exp", Tensor::exp),
+    ("log", |t: &Tensor| t.abs()?.log()),
+    ("sqrt", |t: &Tensor| t.abs()?.sqrt()),
+    ("abs", Tensor::abs),
+    ("tanh", Tensor::tanh),
+    ("sigmoid", Tensor::sigmoid),
+    ("relu", Tensor::relu),
+    ("square", Tensor::square),
+    ("recip", Tensor::recip),
+    ("sign", Tensor::sign),
+    ("leaky_relu", |t: &Tensor| t.leaky_relu(0.01)),
+    ("shifted_leaky_relu", |t: &Tensor| {
+        t.shifted_leaky_relu(0.1, -0.4)
+    }),
+    ("affine", |t: &Tensor| t.affine(2.0, -1.0)),
+    ("powf", |t: &Tensor| t.abs()?.powf(1.5)),
+    ("powf2", |t: &Tensor| t.powf(2.0)),
+    ("clamp", |t: &Tensor| t.clamp(-0.5, 0.5)),
+];
+
+/// Runs every unary, binary, comparison and `where_cond` op on `a` and `b` stored in
+/// `order`, against the same ops on contiguous tensors.
+fn check_ops_in_order(a: &Nd, b: &Nd, order: &[usize]) {
+    let mask = a.map(|v| if v > 0.0 { 1.0 } else { 0.0 });
+    for dtype in [DType::F32, DType::F64] {
+        let (ta, tb) = (
+            stored_in_order(a, order, dtype),
+            stored_in_order(b, order, dtype),
+        );
+        let (ca, cb) = (a.to_tensor(dtype), b.to_tensor(dtype));
+        for (name, op) in UNARY {
+            let what = format!("{name} {dtype:?} {:?} {order:?}", a.dims);
+            assert_same_in_layout(&op(&ta).unwrap(), &op(&ca).unwrap(), &ta, &what);
+        }
+        for (name, op, _) in BINARY {
+            let what = format!("{name} {dtype:?} {:?} {order:?}", a.dims);
+            assert_same_in_layout(&op(&ta, &tb).unwrap(), &op(&ca, &cb).unwrap(), &ta, &what);
+        }
+        let tm = stored_in_order(&mask, order, DType::U32);
+        let got = tm.where_cond(&ta, &tb).unwrap();
+        let want = mask.to_tensor(DType::U32).where_cond(&ca, &cb).unwrap();
+        assert_same_in_layout(&got, &want, &ta, "where_cond");
+    }
+    let (ta, tb) = (
+        stored_in_order(a, order, DType::U32),
+        stored_in_order(b, order, DType::U32),
+    );
+    let (ca, cb) = (a.to_tensor(DType::U32), b.to_tensor(DType::U32));
+    for (name, op, _) in &BINARY[7..] {
+        assert_same_in_layout(&op(&ta, &tb).unwrap(), &op(&ca, &cb).unwrap(), &ta, name);
+    }
+}
+
+/// Dims and a permutation of them.
+fn dims_and_order() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    prop::collection::vec(1..6usize, 1..5).prop_flat_map(|dims| {
+        let order: Vec<usize> = (0..dims.len()).collect();
+        (Just(dims), Just(order).prop_shuffle())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// On operands stored densely in one permuted order, every elementwise op gives
+    /// the contiguous result bit for bit, stored in that order.
+    #[test]
+    fn elementwise_ops_keep_a_shared_dense_order((dims, order) in dims_and_order(), seed in any::<u64>()) {
+        let a = values(&dims, seed).map(|v| v - 1.3);
+        let b = values(&dims, seed ^ 0x5555);
+        check_ops_in_order(&a, &b, &order);
+    }
+}
+
+#[test]
+fn batch_minor_tensors_stay_batch_minor_through_elementwise_ops() {
+    // [N, C, H, W] stored as [C, H, W, N]; awkward sizes, size-1 dims, and one large
+    // enough for the kernels' parallel split.
+    for dims in [
+        [17, 3, 5, 5],
+        [3, 17, 1, 1],
+        [1, 3, 17, 1],
+        [17, 1, 3, 3],
+        [64, 16, 8, 8],
+    ] {
+        let a = values(&dims, 11).map(|v| v - 1.3);
+        let b = values(&dims, 12);
+        check_ops_in_order(&a, &b, &[1, 2, 3, 0]);
+    }
+    let x = stored_in_order(&values(&[17, 3, 5, 5], 1), &[1, 2, 3, 0], DType::F32);
+    assert_eq!(x.relu().unwrap().strides(), &[1, 5 * 5 * 17, 5 * 17, 17]);
+    // Some channels of it are still dense (at an offset), and keep their strides.
+    let channel = x.narrow(1, 1, 2).unwrap();
+    let y = channel.exp().unwrap();
+    assert_eq!(y.strides(), channel.strides());
+    assert_eq!(
+        y.to_vec::<f32>().unwrap(),
+        channel
+            .contiguous()
+            .unwrap()
+            .exp()
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap()
+    );
+}
+
+/// Asserts `got` is a contiguous tensor close to `want`.
+fn assert_contiguous_close(got: &Tensor, want: &Nd, what: &str) {
+    assert!(got.is_contiguous(), "{what}: strides {:?}", got.strides());
+    assert_eq!(got.dims(), want.dims.as_slice(), "{what}: dims");
+    assert_close(&got.to_vec_f64().unwrap(), &want.data, 1e-6, what);
+}
+
+#[test]
+fn elementwise_ops_without_a_shared_dense_order_return_row_major() {
+    let dims = [17, 3, 1, 5];
+    let (a, b) = (values(&dims, 5).map(|v| v - 1.3), values(&dims, 6));
+    let batch_minor = [1, 2, 3, 0];
+    for dtype in [DType::F32, DType::F64] {
+        let ta = stored_in_order(&a, &batch_minor, dtype);
+        // Operands in different dense orders (batch-minor and channels-last), and a
+        // contiguous one against a batch-minor one.
+        let pairs = [
+            (ta.clone(), stored_in_order(&b, &[0, 2, 3, 1], dtype)),
+            (a.to_tensor(dtype), stored_in_order(&b, &batch_minor, dtype)),
+            (ta.clone(), b.to_tensor(dtype)),
+        ];
+        for (x, y) in &pairs {
+            for (name, op, f) in BINARY {
+                assert_contiguous_close(&op(x, y).unwrap(), &naive_binary(&a, &b, f), name);
+            }
+        }
+        // A broadcast bias [C, 1, 1] against a batch-minor [N, C, H, W].
+        let bias = values(&[3, 1, 1], 7);
+        let got = ta.add(&bias.to_tensor(dtype)).unwrap();
+        assert_contiguous_close(&got, &naive_binary(&a, &bias, |x, y| x + y), "bias add");
+        // A view with gaps: some images of the batch-minor tensor.
+        let gappy = ta.narrow(0, 1, 5).unwrap();
+        assert!(gappy.dense_permutation().is_none());
+        let want = a.narrow(0, 1, 5).map(|x| x.max(0.0));
+        assert_contiguous_close(&gappy.relu().unwrap(), &want, "relu of a narrow");
+    }
+}

@@ -223,3 +223,22 @@ fn select_and_squeeze_remove_dims() {
     assert_eq!(t.unsqueeze(3).unwrap().dims(), &[2, 1, 3, 1]);
     assert_eq!(Tensor::scalar(1.0f32).flatten(0, 0).unwrap().dims(), &[1]);
 }
+
+#[test]
+fn reshape_of_a_batch_minor_column_is_a_view() {
+    // [N, 10, 1, 1] stored as [10, 1, 1, N] (a batch-minor 1 x 1 feature map), flattened
+    // to [N, 10] for a linear layer.
+    for n in [3, 17] {
+        let stored = Tensor::arange(0.0, (10 * n) as f64, 1.0, DType::F32, &tensor::Device::Cpu)
+            .unwrap()
+            .reshape([10, 1, 1, n])
+            .unwrap();
+        let x = stored.permute(&[3, 0, 1, 2]).unwrap();
+        assert_eq!(x.strides(), &[1, n, n, n]);
+        let flat = x.reshape([n, 10]).unwrap();
+        assert!(flat.same_storage(&stored));
+        assert_eq!(flat.strides(), &[1, n]);
+        assert_eq!(flat.to_vec::<f32>().unwrap(), x.to_vec::<f32>().unwrap());
+        assert!(x.flatten(1, 3).unwrap().same_storage(&stored));
+    }
+}

@@ -13,19 +13,21 @@ use super::slices::{read1, read2};
 use crate::error::Result;
 use crate::op::UnaryKind;
 
+/// The fused derivative for `kind` from the saved tensor `a` it reads (the input `x`
+/// or the output `y`) and the output gradient `g`, of one shape; `None` if `kind` has
+/// no fused kernel.
 fn activation<T: Float + Element>(
     kind: UnaryKind,
-    x: &Tensor,
-    y: &Tensor,
+    a: &Tensor,
     g: &Tensor,
 ) -> Result<Option<Tensor>> {
     let mut out = tensor::pool::buffer::<T>(g.elem_count());
     let done = match kind {
         UnaryKind::Relu => {
-            read2::<T, ()>(x, g, |x, g| Ok(relu_backward(x, g, &mut out)?)).map(|_| true)
+            read2::<T, ()>(a, g, |x, g| Ok(relu_backward(x, g, &mut out)?)).map(|_| true)
         }
         UnaryKind::LeakyRelu(slope) | UnaryKind::ShiftedLeakyRelu { slope, .. } => {
-            read2::<T, ()>(x, g, |x, g| {
+            read2::<T, ()>(a, g, |x, g| {
                 Ok(leaky_relu_backward(
                     x,
                     g,
@@ -36,10 +38,10 @@ fn activation<T: Float + Element>(
             .map(|_| true)
         }
         UnaryKind::Tanh => {
-            read2::<T, ()>(y, g, |y, g| Ok(tanh_backward(y, g, &mut out)?)).map(|_| true)
+            read2::<T, ()>(a, g, |y, g| Ok(tanh_backward(y, g, &mut out)?)).map(|_| true)
         }
         UnaryKind::Sigmoid => {
-            read2::<T, ()>(y, g, |y, g| Ok(sigmoid_backward(y, g, &mut out)?)).map(|_| true)
+            read2::<T, ()>(a, g, |y, g| Ok(sigmoid_backward(y, g, &mut out)?)).map(|_| true)
         }
         _ => Ok(false),
     }?;
@@ -51,6 +53,33 @@ fn activation<T: Float + Element>(
         g.dims().to_vec(),
         &Device::Cpu,
     )?))
+}
+
+/// [`activation`], keeping a dense permuted layout of `g` (e.g. an image batch stored
+/// batch-minor) when `a` shares it: the kernel runs on both permuted to
+/// contiguous views, with no copy, and the result is permuted back to `g`'s strides.
+/// Otherwise `read2` makes dense row-major copies as needed.
+fn activation_in_order<T: Float + Element>(
+    kind: UnaryKind,
+    a: &Tensor,
+    g: &Tensor,
+) -> Result<Option<Tensor>> {
+    let perm = match g.dense_permutation() {
+        Some(perm) if !g.is_contiguous() => perm,
+        _ => return activation::<T>(kind, a, g),
+    };
+    let (a_p, g_p) = (a.permute(&perm)?, g.permute(&perm)?);
+    if !a_p.is_contiguous() || !g_p.is_contiguous() {
+        return activation::<T>(kind, a, g);
+    }
+    let Some(out) = activation::<T>(kind, &a_p, &g_p)? else {
+        return Ok(None);
+    };
+    let mut inverse = vec![0; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inverse[p] = i;
+    }
+    Ok(Some(out.permute(&inverse)?))
 }
 
 /// The fused derivative of an activation, if one exists for `kind` and the operands
@@ -73,9 +102,15 @@ pub(crate) fn activation_backward(
     {
         return Ok(None);
     }
+    // The derivative reads the input or the output, never both.
+    let a = match kind {
+        UnaryKind::Relu | UnaryKind::LeakyRelu(_) | UnaryKind::ShiftedLeakyRelu { .. } => x,
+        UnaryKind::Tanh | UnaryKind::Sigmoid => y,
+        _ => return Ok(None),
+    };
     match g.dtype() {
-        DType::F32 => activation::<f32>(kind, x, y, g),
-        DType::F64 => activation::<f64>(kind, x, y, g),
+        DType::F32 => activation_in_order::<f32>(kind, a, g),
+        DType::F64 => activation_in_order::<f64>(kind, a, g),
         DType::U32 => Ok(None),
     }
 }

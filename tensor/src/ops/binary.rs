@@ -6,6 +6,7 @@ use crate::cpu::reduce::{max_nan, min_nan};
 use crate::dtype::{Element, FloatElement};
 use crate::error::{Result, TensorError};
 use crate::layout::Layout;
+use crate::ops::DenseOrder;
 use crate::shape::Shape;
 use crate::storage::{CpuStorage, ReadSet, Storage};
 use crate::Tensor;
@@ -152,6 +153,11 @@ impl Tensor {
     }
 
     fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
+        // Operands sharing a dense permuted layout run as their contiguous
+        // permutations, and the result keeps their strides.
+        if let Some(order) = DenseOrder::shared(self, &[rhs]) {
+            return order.restore(order.apply(self)?.binary(&order.apply(rhs)?, op)?);
+        }
         let name = op.name();
         let (shape, la, lb) = self.broadcast_pair(rhs, name)?;
         let reads = ReadSet::new(&[self, rhs]);
@@ -189,6 +195,10 @@ impl Tensor {
     }
 
     fn compare(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
+        // As in `binary`: a shared dense permuted layout is kept.
+        if let Some(order) = DenseOrder::shared(self, &[rhs]) {
+            return order.restore(order.apply(self)?.compare(&order.apply(rhs)?, op)?);
+        }
         let name = op.name();
         let (shape, la, lb) = self.broadcast_pair(rhs, name)?;
         let reads = ReadSet::new(&[self, rhs]);
@@ -327,6 +337,14 @@ impl Tensor {
     /// ```
     pub fn where_cond(&self, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         const OP: &str = "where_cond";
+        // As in `binary`: a dense permuted layout shared by all three is kept.
+        if let Some(order) = DenseOrder::shared(self, &[on_true, on_false]) {
+            return order.restore(
+                order
+                    .apply(self)?
+                    .where_cond(&order.apply(on_true)?, &order.apply(on_false)?)?,
+            );
+        }
         let (value_shape, lt, lf) = on_true.broadcast_pair(on_false, OP)?;
         if self.device != on_true.device {
             return Err(TensorError::DeviceMismatch {

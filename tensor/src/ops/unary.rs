@@ -4,6 +4,7 @@ use crate::cpu::map;
 use crate::dtype::FloatElement;
 use crate::error::{Result, TensorError};
 use crate::layout::Layout;
+use crate::ops::DenseOrder;
 use crate::storage::{CpuStorage, Storage};
 use crate::Tensor;
 
@@ -168,6 +169,10 @@ impl Tensor {
         if let (UnaryOp::ShiftedLeakyRelu { slope, shift }, false) = (op, self.device().is_cpu()) {
             // No fused CUDA kernel: the two ops, with the same values.
             return self.leaky_relu(slope)?.add_scalar(shift);
+        }
+        // A dense permuted view runs as its contiguous permutation and keeps its strides.
+        if let Some(order) = DenseOrder::shared(self, &[]) {
+            return order.restore(order.apply(self)?.unary(op)?);
         }
         let guard = self.read_storage();
         let out = match &*guard {
