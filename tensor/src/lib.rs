@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+pub mod alloc;
 pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;

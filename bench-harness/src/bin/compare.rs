@@ -37,6 +37,10 @@ use nn::{Module, ModuleExt};
 use rand::Rng;
 use tensor::{DType, Device, Tensor};
 
+/// Tensors start on a cache line, as PyTorch's do (see `tensor::alloc`).
+#[global_allocator]
+static ALLOC: tensor::alloc::CacheAligned = tensor::alloc::CacheAligned;
+
 type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Median, p10 and p90 of timed calls, in milliseconds.

@@ -51,6 +51,10 @@ use plots::{LinePlot, Scale, Series};
 use train::callbacks::ParamScheduler;
 use train::{lr_find, Learner, LrFinderConfig};
 
+/// Tensors start on a cache line, as PyTorch's do (see `tensor::alloc`).
+#[global_allocator]
+static ALLOC: tensor::alloc::CacheAligned = tensor::alloc::CacheAligned;
+
 /// Replays fastai's "looking inside the model" lesson on Fashion-MNIST and writes the
 /// figures, health reports and a summary table.
 #[derive(Parser, Debug)]

@@ -41,6 +41,10 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use tensor::{DType, Device, Tensor};
 
+/// Tensors start on a cache line, as PyTorch's do (see `tensor::alloc`).
+#[global_allocator]
+static ALLOC: tensor::alloc::CacheAligned = tensor::alloc::CacheAligned;
+
 /// Karpathy's makemore part 3: a character MLP, its activation and gradient
 /// statistics, and the lesson's initialisation fixes.
 #[derive(Parser, Debug)]
