@@ -601,3 +601,120 @@ fn wrong_slice_lengths_are_rejected() {
         .to_string();
     assert!(msg.starts_with("reference::conv2d_forward"), "{msg}");
 }
+
+/// `conv2d_relu_*` give exactly the bits of the convolution followed by the elementwise
+/// `relu` (forward) and `relu_backward` then the convolution's backward, for every
+/// subset of gradients.
+fn check_relu_fusion<T>(
+    level: SimdLevel,
+    s: &Conv2dShape,
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    gy: &[T],
+    nan: T,
+) where
+    T: conv2d::ConvScalar + kernels::cpu::elementwise::Float + std::fmt::Debug,
+{
+    use kernels::cpu::elementwise::{relu_backward_at, unary_at, UnaryOp};
+    let ctx = format!("{s:?} at {level}");
+    let mut z = vec![nan; s.output_len()];
+    conv2d::conv2d_forward_at(level, s, x, w, Some(b), &mut z).unwrap();
+    let mut y = vec![nan; s.output_len()];
+    unary_at(level, UnaryOp::Relu, &z, &mut y).unwrap();
+    let mut fused = vec![nan; s.output_len()];
+    conv2d::conv2d_relu_forward_at(level, s, x, w, Some(b), &mut fused).unwrap();
+    assert_eq!(fused, y, "forward {ctx}");
+    let mut gz = vec![nan; s.output_len()];
+    relu_backward_at(level, &z, gy, &mut gz).unwrap();
+    let mut gx = vec![nan; s.input_len()];
+    let (mut gw, mut gb) = (vec![nan; s.weight_len()], vec![nan; s.out_channels()]);
+    conv2d::conv2d_backward_at(level, s, x, w, &gz, &mut gx, &mut gw, Some(&mut gb)).unwrap();
+    for (want_x, want_w, want_b) in [
+        (true, true, true),
+        (true, false, false),
+        (false, true, true),
+        (false, true, false),
+        (false, false, true),
+        (true, true, false),
+    ] {
+        let mut ox = want_x.then(|| vec![nan; s.input_len()]);
+        let mut ow = want_w.then(|| vec![nan; s.weight_len()]);
+        let mut ob = want_b.then(|| vec![nan; s.out_channels()]);
+        conv2d::conv2d_relu_backward_at(
+            level,
+            s,
+            x,
+            w,
+            &y,
+            gy,
+            ox.as_deref_mut(),
+            ow.as_deref_mut(),
+            ob.as_deref_mut(),
+        )
+        .unwrap();
+        let what = format!("({want_x}, {want_w}, {want_b}) {ctx}");
+        if let Some(ox) = ox {
+            assert_eq!(ox, gx, "grad input {what}");
+        }
+        if let Some(ow) = ow {
+            assert_eq!(ow, gw, "grad weight {what}");
+        }
+        if let Some(ob) = ob {
+            assert_eq!(ob, gb, "grad bias {what}");
+        }
+    }
+}
+
+#[test]
+fn conv_relu_fusion_matches_the_separate_ops_bit_for_bit() {
+    let mut rng = Rng(23);
+    let mut shapes = random_shapes(31, 25);
+    // The lesson's layers at batches that use the lanes kernels, with a partial
+    // sub-chunk.
+    for (batch, cin, cout, k, hw) in [(149, 1, 8, 5, 28), (33, 32, 64, 3, 4), (17, 8, 16, 3, 14)] {
+        let params = Conv2dParams {
+            stride: (2, 2),
+            padding: (k / 2, k / 2),
+            ..Conv2dParams::default()
+        };
+        shapes.push(Conv2dShape::new([batch, cin, hw, hw], [cout, cin, k, k], params).unwrap());
+    }
+    for s in shapes {
+        let case = Case::new(s, &mut rng);
+        let (x, w, b, gy) = (
+            to_f32(&case.x),
+            to_f32(&case.w),
+            to_f32(&case.b),
+            to_f32(&case.gy),
+        );
+        for level in SimdLevel::available() {
+            check_relu_fusion(level, &s, &x, &w, &b, &gy, f32::NAN);
+            check_relu_fusion(level, &s, &case.x, &case.w, &case.b, &case.gy, f64::NAN);
+        }
+    }
+}
+
+#[test]
+fn conv_relu_entry_points_reject_wrong_lengths() {
+    let shape = Conv2dShape::new([2, 1, 3, 3], [1, 1, 3, 3], Conv2dParams::default()).unwrap();
+    let (x, w) = (vec![0.0f32; 18], vec![0.0f32; 9]);
+    let mut y = vec![0.0f32; 3];
+    let err = conv2d::conv2d_relu_forward(&shape, &x, &w, None, &mut y)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("conv2d_relu_forward") && err.contains("output"),
+        "{err}"
+    );
+    let (out, gy) = (vec![0.0f32; 2], vec![0.0f32; 2]);
+    let mut gx = vec![0.0f32; 18];
+    let err =
+        conv2d::conv2d_relu_backward(&shape, &x, &w, &out[..1], &gy, Some(&mut gx), None, None)
+            .unwrap_err()
+            .to_string();
+    assert!(
+        err.contains("conv2d_relu_backward") && err.contains("output"),
+        "{err}"
+    );
+}

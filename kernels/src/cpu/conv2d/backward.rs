@@ -64,7 +64,7 @@ pub fn conv2d_backward_input_with<T: ConvScalar>(
     }
     let level = level.clamp_to_supported();
     if algo.lanes(shape, level)
-        && T::lanes_backward_input(level, shape, grad_out, weight, grad_input)
+        && T::lanes_backward_input(level, shape, grad_out, None, weight, grad_input)
     {
         return Ok(());
     }
@@ -194,6 +194,7 @@ pub fn conv2d_backward_weight_with<T: ConvScalar>(
             shape,
             input,
             grad_out,
+            None,
             grad_weight,
             grad_bias.as_deref_mut(),
         )
@@ -371,6 +372,7 @@ pub fn conv2d_backward_with<T: ConvScalar>(
             input,
             weight,
             grad_out,
+            None,
             grad_input,
             grad_weight,
             grad_bias.as_deref_mut(),

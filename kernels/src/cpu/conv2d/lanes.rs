@@ -216,6 +216,51 @@ fn zero(buf: &mut [f32]) {
     unsafe { std::ptr::write_bytes(buf.as_mut_ptr(), 0, buf.len()) };
 }
 
+/// ReLU in place, with the values of the elementwise kernel: `x > 0` and NaN pass,
+/// everything else (negative values and both zeros) becomes `+0.0`.
+fn relu_in_place(v: &mut [f32]) {
+    for x in v {
+        if *x <= 0.0 {
+            *x = 0.0;
+        }
+    }
+}
+
+/// The output gradient of a convolution followed by a ReLU, through the ReLU: `gt`
+/// keeps its values where the ReLU's output `yt` (same lanes layout) is positive and is
+/// zeroed elsewhere, as the elementwise `relu_backward` does.
+fn mask_by_relu_output(gt: &mut [f32], yt: &[f32]) {
+    for (g, &y) in gt.iter_mut().zip(yt) {
+        // `y <= 0` would let NaN outputs pass; relu_backward zeroes them.
+        *g = if y > 0.0 { *g } else { 0.0 };
+    }
+}
+
+/// Packs sub-chunk `sub` (`nb` images) of the output gradient into `gt`, taking it
+/// through the ReLU when the convolution's output went through one (`relu_out`, the
+/// ReLU's NCHW output, packed into `yt` for that).
+#[allow(clippy::too_many_arguments)]
+fn pack_grad_out(
+    level: SimdLevel,
+    s: &Conv2dShape,
+    g: &Geometry,
+    grad_out: &[f32],
+    relu_out: Option<&[f32]>,
+    sub: usize,
+    nb: usize,
+    gt: &mut [f32],
+    yt: &mut [f32],
+) {
+    let out_img = s.output_image_len();
+    let gy = &grad_out[sub * L * out_img..][..nb * out_img];
+    pack_output(level, s, g, gy, nb, gt);
+    if let Some(y) = relu_out {
+        let y = &y[sub * L * out_img..][..nb * out_img];
+        pack_output(level, s, g, y, nb, yt);
+        mask_by_relu_output(&mut gt[..g.gt_len], &yt[..g.gt_len]);
+    }
+}
+
 fn images_to_lanes(
     level: SimdLevel,
     src: &[f32],
@@ -350,6 +395,7 @@ pub(super) fn forward(
     input: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
+    relu: bool,
     out: &mut [f32],
 ) {
     let g = Geometry::new(s);
@@ -378,6 +424,9 @@ pub(super) fn forward(
                     let x = &input[(task * per_task + j) * L * in_img..][..nb * in_img];
                     pack_input(level, s, &g, x, nb, xp);
                     kernel_forward(level, &g, xp, &wt, bias, yt);
+                    if relu {
+                        relu_in_place(&mut yt[..g.gt_len]);
+                    }
                     unpack_output(level, s, &g, yt, nb, out);
                 }
             });
@@ -389,21 +438,23 @@ pub(super) fn backward_input(
     level: SimdLevel,
     s: &Conv2dShape,
     grad_out: &[f32],
+    relu_out: Option<&[f32]>,
     weight: &[f32],
     grad_input: &mut [f32],
 ) {
     let g = Geometry::new(s);
     let wt = transpose_weights(s, weight);
-    let (in_img, out_img) = (s.input_image_len(), s.output_image_len());
+    let in_img = s.input_image_len();
+    let yt_len = if relu_out.is_some() { g.gt_len } else { 0 };
     grad_input
         .par_chunks_mut(L * in_img)
         .enumerate()
         .for_each(|(chunk, gx)| {
             let nb = gx.len() / in_img;
-            let gy = &grad_out[chunk * L * out_img..][..nb * out_img];
-            with_scratch(g.xp_len + g.gt_len, |buf: &mut [f32]| {
-                let (gxp, gt) = buf.split_at_mut(g.xp_len);
-                pack_output(level, s, &g, gy, nb, gt);
+            with_scratch(g.xp_len + g.gt_len + yt_len, |buf: &mut [f32]| {
+                let (gxp, rest) = buf.split_at_mut(g.xp_len);
+                let (gt, yt) = rest.split_at_mut(g.gt_len);
+                pack_grad_out(level, s, &g, grad_out, relu_out, chunk, nb, gt, yt);
                 zero(gxp);
                 kernel_backward_input(level, &g, gxp, &wt, gt);
                 unpack_input(level, s, &g, gxp, nb, gx);
@@ -418,10 +469,20 @@ pub(super) fn backward_weight(
     s: &Conv2dShape,
     input: &[f32],
     grad_out: &[f32],
+    relu_out: Option<&[f32]>,
     grad_weight: &mut [f32],
     grad_bias: Option<&mut [f32]>,
 ) {
-    backward(level, s, input, grad_out, None, grad_weight, grad_bias);
+    backward(
+        level,
+        s,
+        input,
+        grad_out,
+        relu_out,
+        None,
+        grad_weight,
+        grad_bias,
+    );
 }
 
 /// The input gradient to compute beside the weight gradient in [`backward`]: the
@@ -440,18 +501,20 @@ pub(super) struct InputGrad<'a> {
 /// sub-chunks per thread and the per-thread weight partials are added in run order, so
 /// the weight gradient is the same bit for bit with or without the input gradient, and
 /// the input gradient is the same as [`backward_input`]'s.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn backward(
     level: SimdLevel,
     s: &Conv2dShape,
     input: &[f32],
     grad_out: &[f32],
+    relu_out: Option<&[f32]>,
     input_grad: Option<InputGrad<'_>>,
     grad_weight: &mut [f32],
     grad_bias: Option<&mut [f32]>,
 ) {
     let g = Geometry::new(s);
     let (n, cout, kk) = (s.batch(), s.out_channels(), g.k);
-    let (in_img, out_img) = (s.input_image_len(), s.output_image_len());
+    let in_img = s.input_image_len();
     let subs = n.div_ceil(L);
     let threads = subs.min(rayon::current_num_threads()).max(1);
     let range = |t: usize| (t * subs / threads, (t + 1) * subs / threads);
@@ -483,12 +546,14 @@ pub(super) fn backward(
             let mut acc = vec![0.0f32; cout * kk * L];
             let mut bias_acc = vec![0.0f32; cout * L];
             let gxp_len = if with_gx { g.xp_len } else { 0 };
+            let yt_len = if relu_out.is_some() { g.gt_len } else { 0 };
             let slots = per_call.min(hi - lo);
             with_scratch(
-                slots * (g.xp_len + g.gt_len) + gxp_len,
+                slots * (g.xp_len + g.gt_len) + gxp_len + yt_len,
                 |buf: &mut [f32]| {
                     let (xps, rest) = buf.split_at_mut(slots * g.xp_len);
-                    let (gts, gxp) = rest.split_at_mut(slots * g.gt_len);
+                    let (gts, rest) = rest.split_at_mut(slots * g.gt_len);
+                    let (gxp, yt) = rest.split_at_mut(gxp_len);
                     for xp in xps.chunks_exact_mut(g.xp_len) {
                         zero_padding(level, &g, xp);
                     }
@@ -498,10 +563,9 @@ pub(super) fn backward(
                             let sub = first + j;
                             let nb = L.min(n - sub * L);
                             let x = &input[sub * L * in_img..][..nb * in_img];
-                            let gy = &grad_out[sub * L * out_img..][..nb * out_img];
                             pack_input(level, s, &g, x, nb, &mut xps[j * g.xp_len..][..g.xp_len]);
                             let gt = &mut gts[j * g.gt_len..][..g.gt_len];
-                            pack_output(level, s, &g, gy, nb, gt);
+                            pack_grad_out(level, s, &g, grad_out, relu_out, sub, nb, gt, yt);
                             kernel_backward_bias(level, &g, gt, &mut bias_acc);
                             if let Some(gx_run) = gx_run.as_deref_mut() {
                                 let gx = &mut gx_run[(sub - lo) * L * in_img..][..nb * in_img];

@@ -64,6 +64,7 @@ mod lanes;
 mod lanes_kernels;
 mod params;
 pub mod reference;
+mod relu;
 
 pub use backward::{
     conv2d_backward, conv2d_backward_at, conv2d_backward_input, conv2d_backward_input_at,
@@ -72,6 +73,9 @@ pub use backward::{
 };
 pub use forward::{conv2d_forward, conv2d_forward_at, conv2d_forward_with};
 pub use params::{Conv2dParams, Conv2dShape};
+pub use relu::{
+    conv2d_relu_backward, conv2d_relu_backward_at, conv2d_relu_forward, conv2d_relu_forward_at,
+};
 
 use std::cell::Cell;
 use std::thread::LocalKey;
@@ -98,37 +102,45 @@ mod sealed {
         /// This thread's reusable scratch buffer.
         fn scratch() -> &'static LocalKey<Cell<Vec<Self>>>;
 
-        /// The batch-in-lanes forward pass, or `false` if this type has none.
+        /// The batch-in-lanes forward pass (followed by a ReLU when `relu`), or `false`
+        /// if this type has none.
         fn lanes_forward(
             level: SimdLevel,
             s: &Conv2dShape,
             input: &[Self],
             weight: &[Self],
             bias: Option<&[Self]>,
+            relu: bool,
             out: &mut [Self],
         ) -> bool;
 
-        /// The batch-in-lanes input gradient, or `false` if this type has none.
+        /// The batch-in-lanes input gradient, or `false` if this type has none. With
+        /// `relu_out`, the convolution was followed by a ReLU with that output and
+        /// `grad_out` is the gradient of the ReLU's output.
         fn lanes_backward_input(
             level: SimdLevel,
             s: &Conv2dShape,
             grad_out: &[Self],
+            relu_out: Option<&[Self]>,
             weight: &[Self],
             grad_input: &mut [Self],
         ) -> bool;
 
-        /// The batch-in-lanes weight gradient, or `false` if this type has none.
+        /// The batch-in-lanes weight gradient, or `false` if this type has none
+        /// (`relu_out` as in `lanes_backward_input`).
         fn lanes_backward_weight(
             level: SimdLevel,
             s: &Conv2dShape,
             input: &[Self],
             grad_out: &[Self],
+            relu_out: Option<&[Self]>,
             grad_weight: &mut [Self],
             grad_bias: Option<&mut [Self]>,
         ) -> bool;
 
         /// The batch-in-lanes input, weight and bias gradients in one pass (the output
-        /// gradient transposed once), or `false` if this type has none.
+        /// gradient transposed once), or `false` if this type has none (`relu_out` as
+        /// in `lanes_backward_input`).
         #[allow(clippy::too_many_arguments)]
         fn lanes_backward(
             level: SimdLevel,
@@ -136,6 +148,7 @@ mod sealed {
             input: &[Self],
             weight: &[Self],
             grad_out: &[Self],
+            relu_out: Option<&[Self]>,
             grad_input: &mut [Self],
             grad_weight: &mut [Self],
             grad_bias: Option<&mut [Self]>,
@@ -169,9 +182,10 @@ mod sealed {
             input: &[f32],
             weight: &[f32],
             bias: Option<&[f32]>,
+            relu: bool,
             out: &mut [f32],
         ) -> bool {
-            lanes::forward(level, s, input, weight, bias, out);
+            lanes::forward(level, s, input, weight, bias, relu, out);
             true
         }
 
@@ -179,10 +193,11 @@ mod sealed {
             level: SimdLevel,
             s: &Conv2dShape,
             grad_out: &[f32],
+            relu_out: Option<&[f32]>,
             weight: &[f32],
             grad_input: &mut [f32],
         ) -> bool {
-            lanes::backward_input(level, s, grad_out, weight, grad_input);
+            lanes::backward_input(level, s, grad_out, relu_out, weight, grad_input);
             true
         }
 
@@ -191,10 +206,11 @@ mod sealed {
             s: &Conv2dShape,
             input: &[f32],
             grad_out: &[f32],
+            relu_out: Option<&[f32]>,
             grad_weight: &mut [f32],
             grad_bias: Option<&mut [f32]>,
         ) -> bool {
-            lanes::backward_weight(level, s, input, grad_out, grad_weight, grad_bias);
+            lanes::backward_weight(level, s, input, grad_out, relu_out, grad_weight, grad_bias);
             true
         }
 
@@ -204,6 +220,7 @@ mod sealed {
             input: &[f32],
             weight: &[f32],
             grad_out: &[f32],
+            relu_out: Option<&[f32]>,
             grad_input: &mut [f32],
             grad_weight: &mut [f32],
             grad_bias: Option<&mut [f32]>,
@@ -214,6 +231,7 @@ mod sealed {
                 s,
                 input,
                 grad_out,
+                relu_out,
                 Some(input_grad),
                 grad_weight,
                 grad_bias,
@@ -244,6 +262,7 @@ mod sealed {
             _: &[f64],
             _: &[f64],
             _: Option<&[f64]>,
+            _: bool,
             _: &mut [f64],
         ) -> bool {
             false
@@ -253,6 +272,7 @@ mod sealed {
             _: SimdLevel,
             _: &Conv2dShape,
             _: &[f64],
+            _: Option<&[f64]>,
             _: &[f64],
             _: &mut [f64],
         ) -> bool {
@@ -264,6 +284,7 @@ mod sealed {
             _: &Conv2dShape,
             _: &[f64],
             _: &[f64],
+            _: Option<&[f64]>,
             _: &mut [f64],
             _: Option<&mut [f64]>,
         ) -> bool {
@@ -276,6 +297,7 @@ mod sealed {
             _: &[f64],
             _: &[f64],
             _: &[f64],
+            _: Option<&[f64]>,
             _: &mut [f64],
             _: &mut [f64],
             _: Option<&mut [f64]>,
@@ -315,7 +337,7 @@ impl Conv2dAlgo {
 
 /// Element types the convolution kernels are implemented for: `f32` (the fast path) and
 /// `f64` (the exact path used by gradient checks). Sealed: no other type can implement it.
-pub trait ConvScalar: GemmScalar + std::ops::AddAssign + sealed::Sealed {}
+pub trait ConvScalar: GemmScalar + std::ops::AddAssign + PartialOrd + sealed::Sealed {}
 
 impl ConvScalar for f32 {}
 impl ConvScalar for f64 {}

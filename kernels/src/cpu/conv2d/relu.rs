@@ -1,0 +1,213 @@
+//! A convolution followed by a ReLU, fused where the batch-in-lanes kernels run.
+//!
+//! The lesson CNN is convolution then ReLU, four times over. Run separately, the ReLU
+//! reads and writes the whole convolution output once more in the forward pass, and its
+//! derivative reads that output and the gradient and writes a new gradient in the
+//! backward pass. Fused, the forward pass applies the ReLU to each sub-chunk of 16
+//! images while it is still in the kernels' scratch, before the transpose back to NCHW,
+//! and the backward pass masks each sub-chunk of the gradient right after packing it.
+//! Where the batch-in-lanes kernels do not run (f64, large feature maps) these functions
+//! run the plain kernels with the ReLU as a separate loop. Either way the values are
+//! those of the convolution followed by the elementwise `relu` and `relu_backward`, bit
+//! for bit.
+
+use super::{
+    conv2d_backward_at, conv2d_backward_input_at, conv2d_backward_weight_at, conv2d_forward_at,
+    Conv2dAlgo, Conv2dShape, ConvScalar,
+};
+use crate::cpu::dispatch::{self, SimdLevel};
+use crate::error::Result;
+
+/// `out = relu(conv2d(input, weight) + bias)` at the default SIMD level, overwriting
+/// `out`. Shapes as in [`conv2d_forward`](super::conv2d_forward).
+///
+/// ```
+/// use kernels::cpu::conv2d::{conv2d_relu_forward, Conv2dParams, Conv2dShape};
+/// // A 1x2 kernel [1, -1] over the row [1, 3, 2]: differences -2 and 1.
+/// let shape = Conv2dShape::new([1, 1, 1, 3], [1, 1, 1, 2], Conv2dParams::default()).unwrap();
+/// let mut y = [0.0f32; 2];
+/// conv2d_relu_forward(&shape, &[1.0, 3.0, 2.0], &[1.0, -1.0], None, &mut y).unwrap();
+/// assert_eq!(y, [0.0, 1.0]);
+/// ```
+pub fn conv2d_relu_forward<T: ConvScalar>(
+    shape: &Conv2dShape,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) -> Result<()> {
+    conv2d_relu_forward_at(dispatch::active(), shape, input, weight, bias, out)
+}
+
+/// [`conv2d_relu_forward`] at an explicit SIMD level (clamped to what the CPU supports).
+pub fn conv2d_relu_forward_at<T: ConvScalar>(
+    level: SimdLevel,
+    shape: &Conv2dShape,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) -> Result<()> {
+    const OP: &str = "conv2d_relu_forward";
+    shape.check_input(OP, "input", input.len())?;
+    shape.check_weight(OP, "weight", weight.len())?;
+    if let Some(bias) = bias {
+        shape.check_bias(OP, "bias", bias.len())?;
+    }
+    shape.check_output(OP, "output", out.len())?;
+    let clamped = level.clamp_to_supported();
+    if shape.batch() > 0
+        && Conv2dAlgo::Auto.lanes(shape, clamped)
+        && T::lanes_forward(clamped, shape, input, weight, bias, true, out)
+    {
+        return Ok(());
+    }
+    conv2d_forward_at(level, shape, input, weight, bias, out)?;
+    for y in out.iter_mut() {
+        // The elementwise relu: positive values and NaN pass, the rest become +0.
+        if *y <= T::ZERO {
+            *y = T::ZERO;
+        }
+    }
+    Ok(())
+}
+
+/// Gradients of `relu(conv2d(input, weight) + bias)` at the default SIMD level, given
+/// its `output` (the ReLU's) and the gradient `grad_out` of that output. Each of
+/// `grad_input`, `grad_weight` and `grad_bias` is computed only when given (and
+/// overwritten). Shapes as in [`conv2d_backward`](super::conv2d_backward), `output` as
+/// `grad_out`.
+///
+/// ```
+/// use kernels::cpu::conv2d::{conv2d_relu_backward, Conv2dParams, Conv2dShape};
+/// // y = relu(w x) per element of a 1x2 row, with w = 2: y = [0, 6] for x = [-1, 3].
+/// let shape = Conv2dShape::new([1, 1, 1, 2], [1, 1, 1, 1], Conv2dParams::default()).unwrap();
+/// let (x, w, y, gy) = ([-1.0f32, 3.0], [2.0f32], [0.0f32, 6.0], [10.0f32, 10.0]);
+/// let (mut gx, mut gw) = ([0.0f32; 2], [0.0f32; 1]);
+/// conv2d_relu_backward(&shape, &x, &w, &y, &gy, Some(&mut gx), Some(&mut gw), None).unwrap();
+/// // Only the second position passed the ReLU.
+/// assert_eq!((gx, gw), ([0.0, 20.0], [30.0]));
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_backward<T: ConvScalar>(
+    shape: &Conv2dShape,
+    input: &[T],
+    weight: &[T],
+    output: &[T],
+    grad_out: &[T],
+    grad_input: Option<&mut [T]>,
+    grad_weight: Option<&mut [T]>,
+    grad_bias: Option<&mut [T]>,
+) -> Result<()> {
+    conv2d_relu_backward_at(
+        dispatch::active(),
+        shape,
+        input,
+        weight,
+        output,
+        grad_out,
+        grad_input,
+        grad_weight,
+        grad_bias,
+    )
+}
+
+/// [`conv2d_relu_backward`] at an explicit SIMD level (clamped to what the CPU
+/// supports).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_backward_at<T: ConvScalar>(
+    level: SimdLevel,
+    shape: &Conv2dShape,
+    input: &[T],
+    weight: &[T],
+    output: &[T],
+    grad_out: &[T],
+    grad_input: Option<&mut [T]>,
+    grad_weight: Option<&mut [T]>,
+    grad_bias: Option<&mut [T]>,
+) -> Result<()> {
+    const OP: &str = "conv2d_relu_backward";
+    shape.check_input(OP, "input", input.len())?;
+    shape.check_weight(OP, "weight", weight.len())?;
+    shape.check_output(OP, "output", output.len())?;
+    shape.check_output(OP, "grad_out", grad_out.len())?;
+    if let Some(gx) = grad_input.as_deref() {
+        shape.check_input(OP, "grad_input", gx.len())?;
+    }
+    if let Some(gw) = grad_weight.as_deref() {
+        shape.check_weight(OP, "grad_weight", gw.len())?;
+    }
+    if let Some(gb) = grad_bias.as_deref() {
+        shape.check_bias(OP, "grad_bias", gb.len())?;
+    }
+    let want_params = grad_weight.is_some() || grad_bias.is_some();
+    if grad_input.is_none() && !want_params {
+        return Ok(());
+    }
+    // The weight-gradient kernels compute the weight gradient in any case.
+    let mut scratch_weight = Vec::new();
+    let grad_weight = match grad_weight {
+        Some(gw) => gw,
+        None if want_params => {
+            scratch_weight.resize(shape.weight_len(), T::ZERO);
+            &mut scratch_weight[..]
+        }
+        None => &mut [],
+    };
+    let (mut grad_input, mut grad_bias) = (grad_input, grad_bias);
+    let clamped = level.clamp_to_supported();
+    if shape.batch() > 0 && Conv2dAlgo::Auto.lanes(shape, clamped) {
+        let relu_out = Some(output);
+        let done = match (grad_input.as_deref_mut(), want_params) {
+            (Some(gx), true) => T::lanes_backward(
+                clamped,
+                shape,
+                input,
+                weight,
+                grad_out,
+                relu_out,
+                gx,
+                &mut grad_weight[..],
+                grad_bias.as_deref_mut(),
+            ),
+            (Some(gx), false) => {
+                T::lanes_backward_input(clamped, shape, grad_out, relu_out, weight, gx)
+            }
+            (None, _) => T::lanes_backward_weight(
+                clamped,
+                shape,
+                input,
+                grad_out,
+                relu_out,
+                &mut grad_weight[..],
+                grad_bias.as_deref_mut(),
+            ),
+        };
+        // `false` only for a type without lanes kernels (f64): the plain path below.
+        if done {
+            return Ok(());
+        }
+    }
+    // The elementwise relu_backward: the gradient passes where the output is positive.
+    let masked: Vec<T> = grad_out
+        .iter()
+        .zip(output)
+        .map(|(&g, &y)| if y > T::ZERO { g } else { T::ZERO })
+        .collect();
+    match (grad_input, want_params) {
+        (Some(gx), true) => conv2d_backward_at(
+            level,
+            shape,
+            input,
+            weight,
+            &masked,
+            gx,
+            grad_weight,
+            grad_bias,
+        ),
+        (Some(gx), false) => conv2d_backward_input_at(level, shape, &masked, weight, gx),
+        (None, _) => {
+            conv2d_backward_weight_at(level, shape, input, &masked, grad_weight, grad_bias)
+        }
+    }
+}
