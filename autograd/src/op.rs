@@ -386,6 +386,9 @@ pub enum Op {
         bias: Option<Var>,
         /// The validated geometry.
         shape: kernels::cpu::conv2d::Conv2dShape,
+        /// For `relu(conv2d(..))` fused into this op ([`Var::conv2d_relu`]): the output,
+        /// whose positive entries let the gradient through the ReLU.
+        relu_output: Option<Tensor>,
     },
     /// Batch or group normalisation through the kernels crate.
     Norm {
@@ -454,7 +457,13 @@ impl Op {
             Op::CrossEntropy { .. } => "cross_entropy",
             Op::BceWithLogits { .. } => "binary_cross_entropy_with_logits",
             Op::Mse { .. } => "mse",
-            Op::Conv2d { .. } => "conv2d",
+            Op::Conv2d {
+                relu_output: None, ..
+            } => "conv2d",
+            Op::Conv2d {
+                relu_output: Some(_),
+                ..
+            } => "conv2d_relu",
             Op::Norm { kind, .. } => match kind {
                 crate::ops::norm::NormKind::BatchTrain(_) => "batch_norm",
                 crate::ops::norm::NormKind::BatchEval(_) => "batch_norm_eval",
@@ -871,9 +880,16 @@ impl Op {
                 weight,
                 bias,
                 shape,
+                relu_output,
             } => {
-                let (gx, gw, gb) =
-                    crate::ops::conv::conv2d_backward(shape, input, weight, bias.as_ref(), g)?;
+                let (gx, gw, gb) = crate::ops::conv::conv2d_backward(
+                    shape,
+                    input,
+                    weight,
+                    bias.as_ref(),
+                    relu_output.as_ref(),
+                    g,
+                )?;
                 out.extend(gx.map(|gx| (input, gx)));
                 out.extend(gw.map(|gw| (weight, gw)));
                 if let (Some(b), Some(gb)) = (bias, gb) {

@@ -1,5 +1,6 @@
-//! Gradient checks of the kernel-backed ops of `autograd::Var`: `conv2d` (input,
-//! weight and bias; random stride, padding, dilation and groups) and the fused
+//! Gradient checks of the kernel-backed ops of `autograd::Var`: `conv2d` and
+//! `conv2d_relu` (input, weight and bias; random stride, padding, dilation and groups)
+//! and the fused
 //! normalisations `batch_norm_train`, `batch_norm_eval` and `group_norm` (input,
 //! gamma and beta, each affine parameter present or not).
 //!
@@ -100,6 +101,13 @@ proptest! {
     #[test]
     fn conv2d((inputs, params) in conv_case()) {
         prop_gradcheck(|v| v[0].conv2d(&v[1], v.get(2), params), &inputs)?;
+    }
+
+    /// The fused `relu(conv2d(..))`: its backward masks the output gradient with the
+    /// saved output before the convolution's backward.
+    #[test]
+    fn conv2d_relu((inputs, params) in conv_case()) {
+        prop_gradcheck(|v| v[0].conv2d_relu(&v[1], v.get(2), params), &inputs)?;
     }
 
     /// Batch statistics over N and the spatial positions (at least two values per

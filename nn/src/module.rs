@@ -42,6 +42,24 @@ pub trait Module: Send + Sync {
         Vec::new()
     }
 
+    /// Whether this layer is a plain ReLU that the layer before it may absorb through
+    /// [`Module::forward_then_relu`]: `true` only for a [`Relu`](crate::layers::Relu)
+    /// with no hooks (a hook would have to see the ReLU's input).
+    fn is_fusable_relu(&self) -> bool {
+        false
+    }
+
+    /// This layer's forward pass followed by a ReLU, as one fused op, when the layer
+    /// has one and no hooks (which would have to see the output before the ReLU);
+    /// `None` otherwise. [`Sequential`](crate::layers::Sequential) calls it for a layer
+    /// followed by a fusable ReLU; [`Conv2d`](crate::layers::Conv2d) implements it
+    /// with [`autograd::Var::conv2d_relu`]. The values are those of the two layers run
+    /// one after the other.
+    fn forward_then_relu(&self, input: &Var) -> Option<Result<Var>> {
+        let _ = input;
+        None
+    }
+
     /// Parameters owned by this module itself (not its children), with local names
     /// such as `"weight"`.
     fn own_parameters(&self) -> Vec<(&'static str, Var)> {

@@ -1,8 +1,9 @@
-//! 2-d convolution (NCHW) through the kernels crate's im2col + gemm kernels.
+//! 2-d convolution (NCHW) through the kernels crate, alone or followed by a ReLU in one
+//! op ([`Var::conv2d_relu`]).
 
 use kernels::cpu::conv2d::{
-    self, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dParams, Conv2dShape,
-    ConvScalar,
+    self, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv2d_relu_backward,
+    conv2d_relu_forward, Conv2dParams, Conv2dShape, ConvScalar,
 };
 use tensor::{DType, Device, Element, Tensor};
 
@@ -18,11 +19,14 @@ fn dims4(op: &'static str, what: &str, t: &Tensor) -> Result<[usize; 4]> {
     })
 }
 
+/// The convolution on the CPU or the GPU, followed by a ReLU in the same pass when
+/// `relu` (CPU only: [`Var::conv2d_relu`] runs two ops on a GPU).
 fn forward<T: ConvScalar + Element>(
     shape: &Conv2dShape,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
+    relu: bool,
 ) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
     if x.device().is_cuda() {
@@ -30,7 +34,11 @@ fn forward<T: ConvScalar + Element>(
     }
     let mut out = tensor::pool::buffer::<T>(shape.output_len());
     read3::<T, ()>(x, w, b, |x, w, b| {
-        Ok(conv2d_forward(shape, x, w, b, &mut out)?)
+        if relu {
+            Ok(conv2d_relu_forward(shape, x, w, b, &mut out)?)
+        } else {
+            Ok(conv2d_forward(shape, x, w, b, &mut out)?)
+        }
     })?;
     Ok(Tensor::from_vec(
         out,
@@ -127,16 +135,69 @@ fn backward_all<T: ConvScalar + Element>(
     Ok((gx, gw, gb))
 }
 
-/// Conv2d backward: gradients of input, weight and bias (each only if needed).
+/// The gradients of `relu(conv2d(..))` given the ReLU's output `y` (CPU only), each
+/// computed only if wanted.
+#[allow(clippy::too_many_arguments)]
+fn backward_relu<T: ConvScalar + Element>(
+    shape: &Conv2dShape,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    g: &Tensor,
+    need_input: bool,
+    need_weight: bool,
+    with_bias: bool,
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let mut gx = need_input.then(|| tensor::pool::buffer::<T>(shape.input_len()));
+    let mut gw = need_weight.then(|| vec![<T as Element>::ZERO; shape.weight_len()]);
+    let mut gb = with_bias.then(|| vec![<T as Element>::ZERO; shape.out_channels()]);
+    read2::<T, ()>(x, w, |x, w| {
+        read2::<T, ()>(y, g, |y, g| {
+            Ok(conv2d_relu_backward(
+                shape,
+                x,
+                w,
+                y,
+                g,
+                gx.as_deref_mut(),
+                gw.as_deref_mut(),
+                gb.as_deref_mut(),
+            )?)
+        })
+    })?;
+    let gx = gx
+        .map(|gx| Tensor::from_vec(gx, shape.input_dims().to_vec(), &Device::Cpu))
+        .transpose()?;
+    let gw = gw
+        .map(|gw| Tensor::from_vec(gw, shape.weight_dims().to_vec(), &Device::Cpu))
+        .transpose()?;
+    let gb = gb
+        .map(|gb| Tensor::from_vec(gb, [shape.out_channels()], &Device::Cpu))
+        .transpose()?;
+    Ok((gx, gw, gb))
+}
+
+/// Conv2d backward: gradients of input, weight and bias (each only if needed). With
+/// `relu_output`, the op was `relu(conv2d(..))` with that output, and `g` is the
+/// gradient of the ReLU's output.
 pub(crate) fn conv2d_backward(
     shape: &Conv2dShape,
     input: &Var,
     weight: &Var,
     bias: Option<&Var>,
+    relu_output: Option<&Tensor>,
     g: &Tensor,
 ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
     let need_w = weight.requires_grad() || bias.is_some_and(Var::requires_grad);
     let with_bias = bias.is_some_and(Var::requires_grad);
+    if let Some(y) = relu_output {
+        let (x, w) = (input.tensor(), weight.tensor());
+        let (need_x, need_weight) = (input.requires_grad(), weight.requires_grad());
+        return match g.dtype() {
+            DType::F32 => backward_relu::<f32>(shape, x, w, y, g, need_x, need_weight, with_bias),
+            _ => backward_relu::<f64>(shape, x, w, y, g, need_x, need_weight, with_bias),
+        };
+    }
     if input.requires_grad() && need_w {
         let (x, w) = (input.tensor(), weight.tensor());
         let (gx, gw, gb) = match g.dtype() {
@@ -184,14 +245,60 @@ impl Var {
     /// # }
     /// ```
     pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, params: Conv2dParams) -> Result<Var> {
-        const OP: &str = "conv2d";
+        self.conv2d_op("conv2d", weight, bias, params, false)
+    }
+
+    /// `relu(conv2d(..))` as one op: the same values and gradients as
+    /// [`Var::conv2d`] followed by [`Var::relu`] (bit for bit), without the separate
+    /// elementwise passes over the convolution's output. On the CPU the kernels apply
+    /// the ReLU to each chunk of images while it is still in cache, and its derivative
+    /// while packing the output gradient; on a GPU it runs the two ops.
+    ///
+    /// The convolution's output before the ReLU is never materialised, so nothing can
+    /// observe it: a layer hook that wants it needs the two separate ops (`nn`'s
+    /// `Sequential` fuses a `Conv2d` and a `ReLU` only when neither has hooks).
+    ///
+    /// ```
+    /// use autograd::Var;
+    /// use kernels::cpu::conv2d::Conv2dParams;
+    /// use tensor::{Device, Tensor};
+    /// # fn main() -> Result<(), autograd::AutogradError> {
+    /// let x = Var::constant(Tensor::from_vec(vec![1.0f32, 3.0, 2.0], [1, 1, 1, 3], &Device::Cpu)?);
+    /// let w = Var::parameter(Tensor::from_vec(vec![1.0f32, -1.0], [1, 1, 1, 2], &Device::Cpu)?);
+    /// let y = x.conv2d_relu(&w, None, Conv2dParams::default())?;
+    /// assert_eq!(y.tensor().to_vec::<f32>()?, [0.0, 1.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn conv2d_relu(
+        &self,
+        weight: &Var,
+        bias: Option<&Var>,
+        params: Conv2dParams,
+    ) -> Result<Var> {
+        if !self.tensor().device().is_cpu() {
+            return self.conv2d(weight, bias, params)?.relu();
+        }
+        self.conv2d_op("conv2d_relu", weight, bias, params, true)
+    }
+
+    /// [`Var::conv2d`], or [`Var::conv2d_relu`] when `relu` (CPU only), under the name
+    /// `op` in errors.
+    fn conv2d_op(
+        &self,
+        op: &'static str,
+        weight: &Var,
+        bias: Option<&Var>,
+        params: Conv2dParams,
+        relu: bool,
+    ) -> Result<Var> {
         let (x, w) = (self.tensor(), weight.tensor());
         if x.dtype() != w.dtype()
             || bias.is_some_and(|b| b.dtype() != x.dtype())
             || !x.dtype().is_float()
         {
             return Err(AutogradError::InvalidArgument {
-                op: OP,
+                op,
                 detail: format!(
                     "input, weight and bias must share one float dtype, got {}, {} and {:?}",
                     x.dtype(),
@@ -200,11 +307,11 @@ impl Var {
                 ),
             });
         }
-        let shape = Conv2dShape::new(dims4(OP, "input", x)?, dims4(OP, "weight", w)?, params)?;
+        let shape = Conv2dShape::new(dims4(op, "input", x)?, dims4(op, "weight", w)?, params)?;
         if let Some(b) = bias {
             if b.dims() != [shape.out_channels()] {
                 return Err(AutogradError::InvalidArgument {
-                    op: OP,
+                    op,
                     detail: format!(
                         "bias must have shape [{}], got {}",
                         shape.out_channels(),
@@ -214,16 +321,17 @@ impl Var {
             }
         }
         let out = match x.dtype() {
-            DType::F32 => forward::<f32>(&shape, x, w, bias.map(Var::tensor))?,
-            _ => forward::<f64>(&shape, x, w, bias.map(Var::tensor))?,
+            DType::F32 => forward::<f32>(&shape, x, w, bias.map(Var::tensor), relu)?,
+            _ => forward::<f64>(&shape, x, w, bias.map(Var::tensor), relu)?,
         };
         Ok(Var::from_op(
-            out,
+            out.clone(),
             Op::Conv2d {
                 input: self.clone(),
                 weight: weight.clone(),
                 bias: bias.cloned(),
                 shape,
+                relu_output: relu.then_some(out),
             },
         ))
     }

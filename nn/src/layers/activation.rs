@@ -8,6 +8,9 @@ use crate::module::Module;
 
 macro_rules! simple_activation {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $method:ident) => {
+        simple_activation!($(#[$doc])* $name, $kind, $method, fusable: false);
+    };
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $method:ident, fusable: $fusable:literal) => {
         $(#[$doc])*
         #[derive(Default)]
         pub struct $name {
@@ -33,15 +36,22 @@ macro_rules! simple_activation {
             fn forward_raw(&self, input: &Var) -> Result<Var> {
                 Ok(input.$method()?)
             }
+
+            fn is_fusable_relu(&self) -> bool {
+                $fusable && self.hooks.is_empty()
+            }
         }
     };
 }
 
 simple_activation!(
-    /// `max(x, 0)`.
+    /// `max(x, 0)`. In a [`Sequential`](crate::layers::Sequential) right after a
+    /// [`Conv2d`](crate::layers::Conv2d), with no hooks on either, it runs fused into
+    /// the convolution (see [`Module::forward_then_relu`]).
     Relu,
     "ReLU",
-    relu
+    relu,
+    fusable: true
 );
 simple_activation!(
     /// Hyperbolic tangent.

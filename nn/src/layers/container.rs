@@ -52,9 +52,20 @@ impl Module for Sequential {
         &self.hooks
     }
 
+    /// Runs the layers in order. A layer followed by a ReLU, neither with hooks, runs
+    /// as one fused op where the layer has one ([`Module::forward_then_relu`]: a
+    /// convolution then its ReLU in one pass over memory instead of three).
     fn forward_raw(&self, input: &Var) -> Result<Var> {
         let mut x = input.clone();
-        for layer in &self.layers {
+        let mut layers = self.layers.iter().peekable();
+        while let Some(layer) = layers.next() {
+            if layers.peek().is_some_and(|next| next.is_fusable_relu()) {
+                if let Some(y) = layer.forward_then_relu(&x) {
+                    x = y?;
+                    layers.next();
+                    continue;
+                }
+            }
             x = layer.forward(&x)?;
         }
         Ok(x)

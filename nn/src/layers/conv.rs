@@ -171,6 +171,16 @@ impl Module for Conv2d {
         Ok(input.conv2d(&self.weight, self.bias.as_ref(), self.params)?)
     }
 
+    fn forward_then_relu(&self, input: &Var) -> Option<Result<Var>> {
+        if !self.hooks.is_empty() {
+            return None;
+        }
+        Some((|| {
+            super::expect_rank("Conv2d", input, &[4], "a batch of images [N, C, H, W]")?;
+            Ok(input.conv2d_relu(&self.weight, self.bias.as_ref(), self.params)?)
+        })())
+    }
+
     fn own_parameters(&self) -> Vec<(&'static str, Var)> {
         let mut p = vec![("weight", self.weight.clone())];
         if let Some(b) = &self.bias {

@@ -216,23 +216,33 @@ fn zero(buf: &mut [f32]) {
     unsafe { std::ptr::write_bytes(buf.as_mut_ptr(), 0, buf.len()) };
 }
 
-/// ReLU in place, with the values of the elementwise kernel: `x > 0` and NaN pass,
-/// everything else (negative values and both zeros) becomes `+0.0`.
-fn relu_in_place(v: &mut [f32]) {
-    for x in v {
-        if *x <= 0.0 {
-            *x = 0.0;
-        }
+/// ReLU in place on a lanes buffer (in L2), with the values of the elementwise
+/// kernel: `x > 0` and NaN pass, everything else (negative values and both zeros)
+/// becomes `+0.0`.
+fn relu_in_place(level: SimdLevel, v: &mut [f32]) {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the level is supported by this CPU.
+        SimdLevel::Avx512 => unsafe { transpose::avx512::relu(v) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the level is supported by this CPU.
+        SimdLevel::Avx2Fma => unsafe { transpose::avx2::relu(v) },
+        _ => transpose::relu(v),
     }
 }
 
 /// The output gradient of a convolution followed by a ReLU, through the ReLU: `gt`
 /// keeps its values where the ReLU's output `yt` (same lanes layout) is positive and is
 /// zeroed elsewhere, as the elementwise `relu_backward` does.
-fn mask_by_relu_output(gt: &mut [f32], yt: &[f32]) {
-    for (g, &y) in gt.iter_mut().zip(yt) {
-        // `y <= 0` would let NaN outputs pass; relu_backward zeroes them.
-        *g = if y > 0.0 { *g } else { 0.0 };
+fn mask_by_relu_output(level: SimdLevel, gt: &mut [f32], yt: &[f32]) {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the level is supported by this CPU.
+        SimdLevel::Avx512 => unsafe { transpose::avx512::relu_mask(gt, yt) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the level is supported by this CPU.
+        SimdLevel::Avx2Fma => unsafe { transpose::avx2::relu_mask(gt, yt) },
+        _ => transpose::relu_mask(gt, yt),
     }
 }
 
@@ -257,7 +267,7 @@ fn pack_grad_out(
     if let Some(y) = relu_out {
         let y = &y[sub * L * out_img..][..nb * out_img];
         pack_output(level, s, g, y, nb, yt);
-        mask_by_relu_output(&mut gt[..g.gt_len], &yt[..g.gt_len]);
+        mask_by_relu_output(level, &mut gt[..g.gt_len], &yt[..g.gt_len]);
     }
 }
 
@@ -425,7 +435,7 @@ pub(super) fn forward(
                     pack_input(level, s, &g, x, nb, xp);
                     kernel_forward(level, &g, xp, &wt, bias, yt);
                     if relu {
-                        relu_in_place(&mut yt[..g.gt_len]);
+                        relu_in_place(level, &mut yt[..g.gt_len]);
                     }
                     unpack_output(level, s, &g, yt, nb, out);
                 }

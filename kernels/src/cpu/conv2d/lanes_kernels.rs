@@ -518,6 +518,49 @@ pub(super) mod transpose {
         }
     }
 
+    /// Portable ReLU of a lanes buffer, with the elementwise kernel's values: positive
+    /// values and NaN pass, the rest become `+0.0`. Written as an unconditional store
+    /// of a select so that it vectorises at each level it is compiled for.
+    #[inline(always)]
+    pub(in crate::cpu::conv2d) fn relu(v: &mut [f32]) {
+        for x in v {
+            *x = if *x <= 0.0 { 0.0 } else { *x };
+        }
+    }
+
+    /// Portable ReLU derivative of a lanes buffer: `g` keeps its values where the
+    /// ReLU's output `y` is positive and becomes `0` elsewhere (NaN outputs included),
+    /// as the elementwise `relu_backward`.
+    #[inline(always)]
+    pub(in crate::cpu::conv2d) fn relu_mask(g: &mut [f32], y: &[f32]) {
+        for (g, &y) in g.iter_mut().zip(y) {
+            *g = if y > 0.0 { *g } else { 0.0 };
+        }
+    }
+
+    /// AVX2 builds of [`relu`] and [`relu_mask`] (the lanes transposes have no AVX2
+    /// version: the portable ones are used there).
+    #[cfg(target_arch = "x86_64")]
+    pub(in crate::cpu::conv2d) mod avx2 {
+        /// [`relu`](super::relu) compiled for AVX2.
+        ///
+        /// # Safety
+        /// The CPU supports AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        pub(in crate::cpu::conv2d) unsafe fn relu(v: &mut [f32]) {
+            super::relu(v)
+        }
+
+        /// [`relu_mask`](super::relu_mask) compiled for AVX2.
+        ///
+        /// # Safety
+        /// The CPU supports AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        pub(in crate::cpu::conv2d) unsafe fn relu_mask(g: &mut [f32], y: &[f32]) {
+            super::relu_mask(g, y)
+        }
+    }
+
     /// AVX-512 versions: 16 x 16 blocks transposed in registers.
     #[cfg(target_arch = "x86_64")]
     pub(in crate::cpu::conv2d) mod avx512 {
@@ -589,6 +632,24 @@ pub(super) mod transpose {
                 }
                 e += len;
             }
+        }
+
+        /// [`relu`](super::relu) compiled for AVX-512.
+        ///
+        /// # Safety
+        /// The CPU supports AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        pub(in crate::cpu::conv2d) unsafe fn relu(v: &mut [f32]) {
+            super::relu(v)
+        }
+
+        /// [`relu_mask`](super::relu_mask) compiled for AVX-512.
+        ///
+        /// # Safety
+        /// The CPU supports AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        pub(in crate::cpu::conv2d) unsafe fn relu_mask(g: &mut [f32], y: &[f32]) {
+            super::relu_mask(g, y)
         }
 
         /// `zero_lanes` with one 64-byte store per offset (the portable code compiles to
