@@ -386,9 +386,10 @@ pub enum Op {
         bias: Option<Var>,
         /// The validated geometry.
         shape: kernels::cpu::conv2d::Conv2dShape,
-        /// For `relu(conv2d(..))` fused into this op ([`Var::conv2d_relu`]): the output,
-        /// whose positive entries let the gradient through the ReLU.
-        relu_output: Option<Tensor>,
+        /// For `relu(conv2d(..))` fused into this op ([`Var::conv2d_relu`]): the
+        /// ReLU's mask (one bit per output value that passed, see
+        /// [`kernels::cpu::conv2d::relu_mask_len`]), which gates the gradient.
+        relu_mask: Option<std::sync::Arc<[u16]>>,
     },
     /// Batch or group normalisation through the kernels crate.
     Norm {
@@ -458,11 +459,10 @@ impl Op {
             Op::BceWithLogits { .. } => "binary_cross_entropy_with_logits",
             Op::Mse { .. } => "mse",
             Op::Conv2d {
-                relu_output: None, ..
+                relu_mask: None, ..
             } => "conv2d",
             Op::Conv2d {
-                relu_output: Some(_),
-                ..
+                relu_mask: Some(_), ..
             } => "conv2d_relu",
             Op::Norm { kind, .. } => match kind {
                 crate::ops::norm::NormKind::BatchTrain(_) => "batch_norm",
@@ -880,14 +880,14 @@ impl Op {
                 weight,
                 bias,
                 shape,
-                relu_output,
+                relu_mask,
             } => {
                 let (gx, gw, gb) = crate::ops::conv::conv2d_backward(
                     shape,
                     input,
                     weight,
                     bias.as_ref(),
-                    relu_output.as_ref(),
+                    relu_mask.as_deref(),
                     g,
                 )?;
                 out.extend(gx.map(|gx| (input, gx)));

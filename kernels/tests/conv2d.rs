@@ -623,8 +623,21 @@ fn check_relu_fusion<T>(
     let mut y = vec![nan; s.output_len()];
     unary_at(level, UnaryOp::Relu, &z, &mut y).unwrap();
     let mut fused = vec![nan; s.output_len()];
-    conv2d::conv2d_relu_forward_at(level, s, x, w, Some(b), &mut fused).unwrap();
+    let mut mask = vec![0xA5A5u16; conv2d::relu_mask_len(s)];
+    conv2d::conv2d_relu_forward_at(level, s, x, w, Some(b), &mut fused, &mut mask).unwrap();
     assert_eq!(fused, y, "forward {ctx}");
+    // The mask: bit n % 16 of word (n / 16) * E + e says whether y[n][e] > 0; the
+    // bits past the last image are zero.
+    let e_len = s.output_len() / s.batch();
+    for (i, &word) in mask.iter().enumerate() {
+        let (group, e) = (i / e_len, i % e_len);
+        for l in 0..16 {
+            let n = group * 16 + l;
+            let want =
+                n < s.batch() && y[n * e_len + e] > <T as kernels::cpu::elementwise::Float>::ZERO;
+            assert_eq!(word >> l & 1 == 1, want, "mask bit {l} of word {i} {ctx}");
+        }
+    }
     let mut gz = vec![nan; s.output_len()];
     relu_backward_at(level, &z, gy, &mut gz).unwrap();
     let mut gx = vec![nan; s.input_len()];
@@ -646,7 +659,7 @@ fn check_relu_fusion<T>(
             s,
             x,
             w,
-            &y,
+            &mask,
             gy,
             ox.as_deref_mut(),
             ow.as_deref_mut(),
@@ -700,21 +713,30 @@ fn conv_relu_entry_points_reject_wrong_lengths() {
     let shape = Conv2dShape::new([2, 1, 3, 3], [1, 1, 3, 3], Conv2dParams::default()).unwrap();
     let (x, w) = (vec![0.0f32; 18], vec![0.0f32; 9]);
     let mut y = vec![0.0f32; 3];
-    let err = conv2d::conv2d_relu_forward(&shape, &x, &w, None, &mut y)
+    let mut mask = vec![0u16; conv2d::relu_mask_len(&shape)];
+    assert_eq!(mask.len(), 1);
+    let err = conv2d::conv2d_relu_forward(&shape, &x, &w, None, &mut y, &mut mask)
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("conv2d_relu_forward") && err.contains("output"),
         "{err}"
     );
-    let (out, gy) = (vec![0.0f32; 2], vec![0.0f32; 2]);
-    let mut gx = vec![0.0f32; 18];
-    let err =
-        conv2d::conv2d_relu_backward(&shape, &x, &w, &out[..1], &gy, Some(&mut gx), None, None)
-            .unwrap_err()
-            .to_string();
+    let mut y = vec![0.0f32; 2];
+    let err = conv2d::conv2d_relu_forward(&shape, &x, &w, None, &mut y, &mut [0u16; 2])
+        .unwrap_err()
+        .to_string();
     assert!(
-        err.contains("conv2d_relu_backward") && err.contains("output"),
+        err.contains("relu mask has 2 words, the shape needs 1"),
+        "{err}"
+    );
+    let gy = vec![0.0f32; 2];
+    let mut gx = vec![0.0f32; 18];
+    let err = conv2d::conv2d_relu_backward(&shape, &x, &w, &[], &gy, Some(&mut gx), None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("conv2d_relu_backward") && err.contains("relu mask"),
         "{err}"
     );
 }

@@ -1,9 +1,11 @@
 //! 2-d convolution (NCHW) through the kernels crate, alone or followed by a ReLU in one
 //! op ([`Var::conv2d_relu`]).
 
+use std::sync::Arc;
+
 use kernels::cpu::conv2d::{
     self, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv2d_relu_backward,
-    conv2d_relu_forward, Conv2dParams, Conv2dShape, ConvScalar,
+    conv2d_relu_forward, relu_mask_len, Conv2dParams, Conv2dShape, ConvScalar,
 };
 use tensor::{DType, Device, Element, Tensor};
 
@@ -20,31 +22,30 @@ fn dims4(op: &'static str, what: &str, t: &Tensor) -> Result<[usize; 4]> {
 }
 
 /// The convolution on the CPU or the GPU, followed by a ReLU in the same pass when
-/// `relu` (CPU only: [`Var::conv2d_relu`] runs two ops on a GPU).
+/// `relu` (CPU only: [`Var::conv2d_relu`] runs two ops on a GPU), which then also
+/// returns the ReLU's mask for the backward pass.
 fn forward<T: ConvScalar + Element>(
     shape: &Conv2dShape,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     relu: bool,
-) -> Result<Tensor> {
+) -> Result<(Tensor, Option<Arc<[u16]>>)> {
     #[cfg(feature = "cuda")]
     if x.device().is_cuda() {
-        return Ok(tensor::cuda::conv2d_forward(shape, x, w, b)?);
+        return Ok((tensor::cuda::conv2d_forward(shape, x, w, b)?, None));
     }
     let mut out = tensor::pool::buffer::<T>(shape.output_len());
+    let mut mask = relu.then(|| vec![0u16; relu_mask_len(shape)]);
     read3::<T, ()>(x, w, b, |x, w, b| {
-        if relu {
-            Ok(conv2d_relu_forward(shape, x, w, b, &mut out)?)
-        } else {
-            Ok(conv2d_forward(shape, x, w, b, &mut out)?)
+        match mask.as_deref_mut() {
+            Some(mask) => conv2d_relu_forward(shape, x, w, b, &mut out, mask)?,
+            None => conv2d_forward(shape, x, w, b, &mut out)?,
         }
+        Ok(())
     })?;
-    Ok(Tensor::from_vec(
-        out,
-        shape.output_dims().to_vec(),
-        &Device::Cpu,
-    )?)
+    let out = Tensor::from_vec(out, shape.output_dims().to_vec(), &Device::Cpu)?;
+    Ok((out, mask.map(Arc::from)))
 }
 
 fn backward_input<T: ConvScalar + Element>(
@@ -135,14 +136,14 @@ fn backward_all<T: ConvScalar + Element>(
     Ok((gx, gw, gb))
 }
 
-/// The gradients of `relu(conv2d(..))` given the ReLU's output `y` (CPU only), each
-/// computed only if wanted.
+/// The gradients of `relu(conv2d(..))` given the ReLU's mask (CPU only), each computed
+/// only if wanted.
 #[allow(clippy::too_many_arguments)]
 fn backward_relu<T: ConvScalar + Element>(
     shape: &Conv2dShape,
     x: &Tensor,
     w: &Tensor,
-    y: &Tensor,
+    mask: &[u16],
     g: &Tensor,
     need_input: bool,
     need_weight: bool,
@@ -151,19 +152,18 @@ fn backward_relu<T: ConvScalar + Element>(
     let mut gx = need_input.then(|| tensor::pool::buffer::<T>(shape.input_len()));
     let mut gw = need_weight.then(|| vec![<T as Element>::ZERO; shape.weight_len()]);
     let mut gb = with_bias.then(|| vec![<T as Element>::ZERO; shape.out_channels()]);
-    read2::<T, ()>(x, w, |x, w| {
-        read2::<T, ()>(y, g, |y, g| {
-            Ok(conv2d_relu_backward(
-                shape,
-                x,
-                w,
-                y,
-                g,
-                gx.as_deref_mut(),
-                gw.as_deref_mut(),
-                gb.as_deref_mut(),
-            )?)
-        })
+    read3::<T, ()>(x, w, Some(g), |x, w, g| {
+        let g = g.expect("the output gradient is passed");
+        Ok(conv2d_relu_backward(
+            shape,
+            x,
+            w,
+            mask,
+            g,
+            gx.as_deref_mut(),
+            gw.as_deref_mut(),
+            gb.as_deref_mut(),
+        )?)
     })?;
     let gx = gx
         .map(|gx| Tensor::from_vec(gx, shape.input_dims().to_vec(), &Device::Cpu))
@@ -178,24 +178,24 @@ fn backward_relu<T: ConvScalar + Element>(
 }
 
 /// Conv2d backward: gradients of input, weight and bias (each only if needed). With
-/// `relu_output`, the op was `relu(conv2d(..))` with that output, and `g` is the
-/// gradient of the ReLU's output.
+/// `relu_mask`, the op was `relu(conv2d(..))` with that mask, and `g` is the gradient
+/// of the ReLU's output.
 pub(crate) fn conv2d_backward(
     shape: &Conv2dShape,
     input: &Var,
     weight: &Var,
     bias: Option<&Var>,
-    relu_output: Option<&Tensor>,
+    relu_mask: Option<&[u16]>,
     g: &Tensor,
 ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
     let need_w = weight.requires_grad() || bias.is_some_and(Var::requires_grad);
     let with_bias = bias.is_some_and(Var::requires_grad);
-    if let Some(y) = relu_output {
+    if let Some(m) = relu_mask {
         let (x, w) = (input.tensor(), weight.tensor());
         let (need_x, need_weight) = (input.requires_grad(), weight.requires_grad());
         return match g.dtype() {
-            DType::F32 => backward_relu::<f32>(shape, x, w, y, g, need_x, need_weight, with_bias),
-            _ => backward_relu::<f64>(shape, x, w, y, g, need_x, need_weight, with_bias),
+            DType::F32 => backward_relu::<f32>(shape, x, w, m, g, need_x, need_weight, with_bias),
+            _ => backward_relu::<f64>(shape, x, w, m, g, need_x, need_weight, with_bias),
         };
     }
     if input.requires_grad() && need_w {
@@ -251,8 +251,9 @@ impl Var {
     /// `relu(conv2d(..))` as one op: the same values and gradients as
     /// [`Var::conv2d`] followed by [`Var::relu`] (bit for bit), without the separate
     /// elementwise passes over the convolution's output. On the CPU the kernels apply
-    /// the ReLU to each chunk of images while it is still in cache, and its derivative
-    /// while packing the output gradient; on a GPU it runs the two ops.
+    /// the ReLU to each chunk of images while it is still in cache and keep one bit per
+    /// output value saying whether it passed; the backward pass gates the output
+    /// gradient with those bits while packing it. On a GPU it runs the two ops.
     ///
     /// The convolution's output before the ReLU is never materialised, so nothing can
     /// observe it: a layer hook that wants it needs the two separate ops (`nn`'s
@@ -320,18 +321,18 @@ impl Var {
                 });
             }
         }
-        let out = match x.dtype() {
+        let (out, relu_mask) = match x.dtype() {
             DType::F32 => forward::<f32>(&shape, x, w, bias.map(Var::tensor), relu)?,
             _ => forward::<f64>(&shape, x, w, bias.map(Var::tensor), relu)?,
         };
         Ok(Var::from_op(
-            out.clone(),
+            out,
             Op::Conv2d {
                 input: self.clone(),
                 weight: weight.clone(),
                 bias: bias.cloned(),
                 shape,
-                relu_output: relu.then_some(out),
+                relu_mask,
             },
         ))
     }

@@ -68,7 +68,7 @@ pub fn conv2d_forward_with<T: ConvScalar>(
         return Ok(());
     }
     let level = level.clamp_to_supported();
-    if algo.lanes(shape, level) && T::lanes_forward(level, shape, input, weight, bias, false, out) {
+    if algo.lanes(shape, level) && T::lanes_forward(level, shape, input, weight, bias, None, out) {
         return Ok(());
     }
     let s = *shape;

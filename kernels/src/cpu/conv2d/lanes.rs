@@ -218,56 +218,59 @@ fn zero(buf: &mut [f32]) {
 
 /// ReLU in place on a lanes buffer (in L2), with the values of the elementwise
 /// kernel: `x > 0` and NaN pass, everything else (negative values and both zeros)
-/// becomes `+0.0`.
-fn relu_in_place(level: SimdLevel, v: &mut [f32]) {
+/// becomes `+0.0`; and the ReLU mask of the result (see
+/// [`relu_mask_len`](super::relu_mask_len)): bit `l` of `bits[e]` says whether lane `l`
+/// of element `e` is positive.
+fn relu_with_mask(level: SimdLevel, v: &mut [f32], bits: &mut [u16]) {
     match level {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the level is supported by this CPU.
-        SimdLevel::Avx512 => unsafe { transpose::avx512::relu(v) },
+        // SAFETY: the level is supported by this CPU; the function asserts its bounds.
+        SimdLevel::Avx512 => unsafe { transpose::avx512::relu_with_mask(v, bits) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the level is supported by this CPU.
-        SimdLevel::Avx2Fma => unsafe { transpose::avx2::relu(v) },
-        _ => transpose::relu(v),
+        SimdLevel::Avx2Fma => unsafe { transpose::avx2::relu_with_mask(v, bits) },
+        _ => transpose::relu_with_mask(v, bits),
     }
 }
 
-/// The output gradient of a convolution followed by a ReLU, through the ReLU: `gt`
-/// keeps its values where the ReLU's output `yt` (same lanes layout) is positive and is
+/// The output gradient of a convolution followed by a ReLU, through the ReLU: lane `l`
+/// of element `e` of `gt` keeps its value where bit `l` of `bits[e]` is set and is
 /// zeroed elsewhere, as the elementwise `relu_backward` does.
-fn mask_by_relu_output(level: SimdLevel, gt: &mut [f32], yt: &[f32]) {
+fn gate_by_mask(level: SimdLevel, gt: &mut [f32], bits: &[u16]) {
     match level {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the level is supported by this CPU.
-        SimdLevel::Avx512 => unsafe { transpose::avx512::relu_mask(gt, yt) },
+        // SAFETY: the level is supported by this CPU; the function asserts its bounds.
+        SimdLevel::Avx512 => unsafe { transpose::avx512::gate_by_mask(gt, bits) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the level is supported by this CPU.
-        SimdLevel::Avx2Fma => unsafe { transpose::avx2::relu_mask(gt, yt) },
-        _ => transpose::relu_mask(gt, yt),
+        SimdLevel::Avx2Fma => unsafe { transpose::avx2::gate_by_mask(gt, bits) },
+        _ => transpose::gate_by_mask(gt, bits),
     }
 }
 
 /// Packs sub-chunk `sub` (`nb` images) of the output gradient into `gt`, taking it
-/// through the ReLU when the convolution's output went through one (`relu_out`, the
-/// ReLU's NCHW output, packed into `yt` for that).
+/// through the ReLU when the convolution's output went through one (`relu_mask`, the
+/// mask [`forward`] wrote).
 #[allow(clippy::too_many_arguments)]
 fn pack_grad_out(
     level: SimdLevel,
     s: &Conv2dShape,
     g: &Geometry,
     grad_out: &[f32],
-    relu_out: Option<&[f32]>,
+    relu_mask: Option<&[u16]>,
     sub: usize,
     nb: usize,
     gt: &mut [f32],
-    yt: &mut [f32],
 ) {
     let out_img = s.output_image_len();
     let gy = &grad_out[sub * L * out_img..][..nb * out_img];
     pack_output(level, s, g, gy, nb, gt);
-    if let Some(y) = relu_out {
-        let y = &y[sub * L * out_img..][..nb * out_img];
-        pack_output(level, s, g, y, nb, yt);
-        mask_by_relu_output(level, &mut gt[..g.gt_len], &yt[..g.gt_len]);
+    if let Some(mask) = relu_mask {
+        gate_by_mask(
+            level,
+            &mut gt[..g.gt_len],
+            &mask[sub * out_img..][..out_img],
+        );
     }
 }
 
@@ -405,7 +408,7 @@ pub(super) fn forward(
     input: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
-    relu: bool,
+    relu_mask: Option<&mut [u16]>,
     out: &mut [f32],
 ) {
     let g = Geometry::new(s);
@@ -423,9 +426,15 @@ pub(super) fn forward(
     // once; about four tasks per thread keep the threads balanced.
     let subs = s.batch().div_ceil(L);
     let per_task = (subs / (4 * rayon::current_num_threads())).clamp(1, 8);
+    // Per task: its part of the ReLU mask (one word per output element per sub-chunk).
+    let mut masks: Vec<Option<&mut [u16]>> = match relu_mask {
+        Some(mask) => mask.chunks_mut(per_task * out_img).map(Some).collect(),
+        None => (0..subs.div_ceil(per_task)).map(|_| None).collect(),
+    };
     out.par_chunks_mut(per_task * L * out_img)
+        .zip(masks.par_iter_mut())
         .enumerate()
-        .for_each(|(task, out)| {
+        .for_each(|(task, (out, mask))| {
             with_scratch(g.xp_len + g.gt_len, |buf: &mut [f32]| {
                 let (xp, yt) = buf.split_at_mut(g.xp_len);
                 zero_padding(level, &g, xp);
@@ -434,8 +443,14 @@ pub(super) fn forward(
                     let x = &input[(task * per_task + j) * L * in_img..][..nb * in_img];
                     pack_input(level, s, &g, x, nb, xp);
                     kernel_forward(level, &g, xp, &wt, bias, yt);
-                    if relu {
-                        relu_in_place(level, &mut yt[..g.gt_len]);
+                    if let Some(mask) = mask.as_deref_mut() {
+                        let bits = &mut mask[j * out_img..][..out_img];
+                        relu_with_mask(level, &mut yt[..g.gt_len], bits);
+                        if nb < L {
+                            // The unused lanes hold the bias: no image, no bit.
+                            let used = ((1u32 << nb) - 1) as u16;
+                            bits.iter_mut().for_each(|w| *w &= used);
+                        }
                     }
                     unpack_output(level, s, &g, yt, nb, out);
                 }
@@ -448,23 +463,21 @@ pub(super) fn backward_input(
     level: SimdLevel,
     s: &Conv2dShape,
     grad_out: &[f32],
-    relu_out: Option<&[f32]>,
+    relu_mask: Option<&[u16]>,
     weight: &[f32],
     grad_input: &mut [f32],
 ) {
     let g = Geometry::new(s);
     let wt = transpose_weights(s, weight);
     let in_img = s.input_image_len();
-    let yt_len = if relu_out.is_some() { g.gt_len } else { 0 };
     grad_input
         .par_chunks_mut(L * in_img)
         .enumerate()
         .for_each(|(chunk, gx)| {
             let nb = gx.len() / in_img;
-            with_scratch(g.xp_len + g.gt_len + yt_len, |buf: &mut [f32]| {
-                let (gxp, rest) = buf.split_at_mut(g.xp_len);
-                let (gt, yt) = rest.split_at_mut(g.gt_len);
-                pack_grad_out(level, s, &g, grad_out, relu_out, chunk, nb, gt, yt);
+            with_scratch(g.xp_len + g.gt_len, |buf: &mut [f32]| {
+                let (gxp, gt) = buf.split_at_mut(g.xp_len);
+                pack_grad_out(level, s, &g, grad_out, relu_mask, chunk, nb, gt);
                 zero(gxp);
                 kernel_backward_input(level, &g, gxp, &wt, gt);
                 unpack_input(level, s, &g, gxp, nb, gx);
@@ -479,7 +492,7 @@ pub(super) fn backward_weight(
     s: &Conv2dShape,
     input: &[f32],
     grad_out: &[f32],
-    relu_out: Option<&[f32]>,
+    relu_mask: Option<&[u16]>,
     grad_weight: &mut [f32],
     grad_bias: Option<&mut [f32]>,
 ) {
@@ -488,7 +501,7 @@ pub(super) fn backward_weight(
         s,
         input,
         grad_out,
-        relu_out,
+        relu_mask,
         None,
         grad_weight,
         grad_bias,
@@ -517,7 +530,7 @@ pub(super) fn backward(
     s: &Conv2dShape,
     input: &[f32],
     grad_out: &[f32],
-    relu_out: Option<&[f32]>,
+    relu_mask: Option<&[u16]>,
     input_grad: Option<InputGrad<'_>>,
     grad_weight: &mut [f32],
     grad_bias: Option<&mut [f32]>,
@@ -556,14 +569,12 @@ pub(super) fn backward(
             let mut acc = vec![0.0f32; cout * kk * L];
             let mut bias_acc = vec![0.0f32; cout * L];
             let gxp_len = if with_gx { g.xp_len } else { 0 };
-            let yt_len = if relu_out.is_some() { g.gt_len } else { 0 };
             let slots = per_call.min(hi - lo);
             with_scratch(
-                slots * (g.xp_len + g.gt_len) + gxp_len + yt_len,
+                slots * (g.xp_len + g.gt_len) + gxp_len,
                 |buf: &mut [f32]| {
                     let (xps, rest) = buf.split_at_mut(slots * g.xp_len);
-                    let (gts, rest) = rest.split_at_mut(slots * g.gt_len);
-                    let (gxp, yt) = rest.split_at_mut(gxp_len);
+                    let (gts, gxp) = rest.split_at_mut(slots * g.gt_len);
                     for xp in xps.chunks_exact_mut(g.xp_len) {
                         zero_padding(level, &g, xp);
                     }
@@ -575,7 +586,7 @@ pub(super) fn backward(
                             let x = &input[sub * L * in_img..][..nb * in_img];
                             pack_input(level, s, &g, x, nb, &mut xps[j * g.xp_len..][..g.xp_len]);
                             let gt = &mut gts[j * g.gt_len..][..g.gt_len];
-                            pack_grad_out(level, s, &g, grad_out, relu_out, sub, nb, gt, yt);
+                            pack_grad_out(level, s, &g, grad_out, relu_mask, sub, nb, gt);
                             kernel_backward_bias(level, &g, gt, &mut bias_acc);
                             if let Some(gx_run) = gx_run.as_deref_mut() {
                                 let gx = &mut gx_run[(sub - lo) * L * in_img..][..nb * in_img];

@@ -518,46 +518,52 @@ pub(super) mod transpose {
         }
     }
 
-    /// Portable ReLU of a lanes buffer, with the elementwise kernel's values: positive
-    /// values and NaN pass, the rest become `+0.0`. Written as an unconditional store
-    /// of a select so that it vectorises at each level it is compiled for.
+    /// Portable ReLU of a lanes buffer and its mask: positive values and NaN pass, the
+    /// rest become `+0.0` (the elementwise kernel's values); bit `l` of `bits[e]` is set
+    /// when lane `l` of element `e` is positive afterwards.
     #[inline(always)]
-    pub(in crate::cpu::conv2d) fn relu(v: &mut [f32]) {
-        for x in v {
-            *x = if *x <= 0.0 { 0.0 } else { *x };
+    pub(in crate::cpu::conv2d) fn relu_with_mask(v: &mut [f32], bits: &mut [u16]) {
+        for (lanes, word) in v.chunks_exact_mut(L).zip(bits.iter_mut()) {
+            let mut w = 0u16;
+            for (l, x) in lanes.iter_mut().enumerate() {
+                *x = if *x <= 0.0 { 0.0 } else { *x };
+                w |= u16::from(*x > 0.0) << l;
+            }
+            *word = w;
         }
     }
 
-    /// Portable ReLU derivative of a lanes buffer: `g` keeps its values where the
-    /// ReLU's output `y` is positive and becomes `0` elsewhere (NaN outputs included),
-    /// as the elementwise `relu_backward`.
+    /// Portable ReLU derivative of a lanes buffer: lane `l` of element `e` of `g`
+    /// keeps its value where bit `l` of `bits[e]` is set and becomes `0` elsewhere.
     #[inline(always)]
-    pub(in crate::cpu::conv2d) fn relu_mask(g: &mut [f32], y: &[f32]) {
-        for (g, &y) in g.iter_mut().zip(y) {
-            *g = if y > 0.0 { *g } else { 0.0 };
+    pub(in crate::cpu::conv2d) fn gate_by_mask(g: &mut [f32], bits: &[u16]) {
+        for (lanes, &word) in g.chunks_exact_mut(L).zip(bits) {
+            for (l, x) in lanes.iter_mut().enumerate() {
+                *x = if word >> l & 1 == 1 { *x } else { 0.0 };
+            }
         }
     }
 
-    /// AVX2 builds of [`relu`] and [`relu_mask`] (the lanes transposes have no AVX2
-    /// version: the portable ones are used there).
+    /// AVX2 builds of [`relu_with_mask`] and [`gate_by_mask`] (the lanes transposes
+    /// have no AVX2 version: the portable ones are used there).
     #[cfg(target_arch = "x86_64")]
     pub(in crate::cpu::conv2d) mod avx2 {
-        /// [`relu`](super::relu) compiled for AVX2.
+        /// [`relu_with_mask`](super::relu_with_mask) compiled for AVX2.
         ///
         /// # Safety
         /// The CPU supports AVX2 and FMA.
         #[target_feature(enable = "avx2,fma")]
-        pub(in crate::cpu::conv2d) unsafe fn relu(v: &mut [f32]) {
-            super::relu(v)
+        pub(in crate::cpu::conv2d) unsafe fn relu_with_mask(v: &mut [f32], bits: &mut [u16]) {
+            super::relu_with_mask(v, bits)
         }
 
-        /// [`relu_mask`](super::relu_mask) compiled for AVX2.
+        /// [`gate_by_mask`](super::gate_by_mask) compiled for AVX2.
         ///
         /// # Safety
         /// The CPU supports AVX2 and FMA.
         #[target_feature(enable = "avx2,fma")]
-        pub(in crate::cpu::conv2d) unsafe fn relu_mask(g: &mut [f32], y: &[f32]) {
-            super::relu_mask(g, y)
+        pub(in crate::cpu::conv2d) unsafe fn gate_by_mask(g: &mut [f32], bits: &[u16]) {
+            super::gate_by_mask(g, bits)
         }
     }
 
@@ -634,22 +640,42 @@ pub(super) mod transpose {
             }
         }
 
-        /// [`relu`](super::relu) compiled for AVX-512.
+        /// `relu_with_mask` with one compare, one masked store and one mask store per
+        /// element.
         ///
         /// # Safety
         /// The CPU supports AVX-512F.
         #[target_feature(enable = "avx512f")]
-        pub(in crate::cpu::conv2d) unsafe fn relu(v: &mut [f32]) {
-            super::relu(v)
+        pub(in crate::cpu::conv2d) unsafe fn relu_with_mask(v: &mut [f32], bits: &mut [u16]) {
+            assert!(bits.len() * L >= v.len() && v.len().is_multiple_of(L));
+            let zero = _mm512_setzero_ps();
+            for (e, word) in bits.iter_mut().enumerate().take(v.len() / L) {
+                // SAFETY: element e's L lanes are inside `v` (asserted above).
+                unsafe {
+                    let p = v.as_mut_ptr().add(e * L);
+                    let x = _mm512_loadu_ps(p);
+                    // Lanes at or below zero become +0 (NaN compares false and passes).
+                    let cut = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(x, zero);
+                    _mm512_mask_storeu_ps(p, cut, zero);
+                    *word = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, zero);
+                }
+            }
         }
 
-        /// [`relu_mask`](super::relu_mask) compiled for AVX-512.
+        /// `gate_by_mask` with one masked move per element.
         ///
         /// # Safety
         /// The CPU supports AVX-512F.
         #[target_feature(enable = "avx512f")]
-        pub(in crate::cpu::conv2d) unsafe fn relu_mask(g: &mut [f32], y: &[f32]) {
-            super::relu_mask(g, y)
+        pub(in crate::cpu::conv2d) unsafe fn gate_by_mask(g: &mut [f32], bits: &[u16]) {
+            assert!(bits.len() * L >= g.len() && g.len().is_multiple_of(L));
+            for (e, &word) in bits.iter().enumerate().take(g.len() / L) {
+                // SAFETY: element e's L lanes are inside `g` (asserted above).
+                unsafe {
+                    let p = g.as_mut_ptr().add(e * L);
+                    _mm512_storeu_ps(p, _mm512_maskz_mov_ps(word, _mm512_loadu_ps(p)));
+                }
+            }
         }
 
         /// `zero_lanes` with one 64-byte store per offset (the portable code compiles to

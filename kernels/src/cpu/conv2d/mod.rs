@@ -75,6 +75,7 @@ pub use forward::{conv2d_forward, conv2d_forward_at, conv2d_forward_with};
 pub use params::{Conv2dParams, Conv2dShape};
 pub use relu::{
     conv2d_relu_backward, conv2d_relu_backward_at, conv2d_relu_forward, conv2d_relu_forward_at,
+    relu_mask_len,
 };
 
 use std::cell::Cell;
@@ -102,44 +103,44 @@ mod sealed {
         /// This thread's reusable scratch buffer.
         fn scratch() -> &'static LocalKey<Cell<Vec<Self>>>;
 
-        /// The batch-in-lanes forward pass (followed by a ReLU when `relu`), or `false`
-        /// if this type has none.
+        /// The batch-in-lanes forward pass (followed by a ReLU, whose mask it writes,
+        /// when given `relu_mask`), or `false` if this type has none.
         fn lanes_forward(
             level: SimdLevel,
             s: &Conv2dShape,
             input: &[Self],
             weight: &[Self],
             bias: Option<&[Self]>,
-            relu: bool,
+            relu_mask: Option<&mut [u16]>,
             out: &mut [Self],
         ) -> bool;
 
         /// The batch-in-lanes input gradient, or `false` if this type has none. With
-        /// `relu_out`, the convolution was followed by a ReLU with that output and
+        /// `relu_mask`, the convolution was followed by a ReLU with that mask and
         /// `grad_out` is the gradient of the ReLU's output.
         fn lanes_backward_input(
             level: SimdLevel,
             s: &Conv2dShape,
             grad_out: &[Self],
-            relu_out: Option<&[Self]>,
+            relu_mask: Option<&[u16]>,
             weight: &[Self],
             grad_input: &mut [Self],
         ) -> bool;
 
         /// The batch-in-lanes weight gradient, or `false` if this type has none
-        /// (`relu_out` as in `lanes_backward_input`).
+        /// (`relu_mask` as in `lanes_backward_input`).
         fn lanes_backward_weight(
             level: SimdLevel,
             s: &Conv2dShape,
             input: &[Self],
             grad_out: &[Self],
-            relu_out: Option<&[Self]>,
+            relu_mask: Option<&[u16]>,
             grad_weight: &mut [Self],
             grad_bias: Option<&mut [Self]>,
         ) -> bool;
 
         /// The batch-in-lanes input, weight and bias gradients in one pass (the output
-        /// gradient transposed once), or `false` if this type has none (`relu_out` as
+        /// gradient transposed once), or `false` if this type has none (`relu_mask` as
         /// in `lanes_backward_input`).
         #[allow(clippy::too_many_arguments)]
         fn lanes_backward(
@@ -148,7 +149,7 @@ mod sealed {
             input: &[Self],
             weight: &[Self],
             grad_out: &[Self],
-            relu_out: Option<&[Self]>,
+            relu_mask: Option<&[u16]>,
             grad_input: &mut [Self],
             grad_weight: &mut [Self],
             grad_bias: Option<&mut [Self]>,
@@ -182,10 +183,10 @@ mod sealed {
             input: &[f32],
             weight: &[f32],
             bias: Option<&[f32]>,
-            relu: bool,
+            relu_mask: Option<&mut [u16]>,
             out: &mut [f32],
         ) -> bool {
-            lanes::forward(level, s, input, weight, bias, relu, out);
+            lanes::forward(level, s, input, weight, bias, relu_mask, out);
             true
         }
 
@@ -193,11 +194,11 @@ mod sealed {
             level: SimdLevel,
             s: &Conv2dShape,
             grad_out: &[f32],
-            relu_out: Option<&[f32]>,
+            relu_mask: Option<&[u16]>,
             weight: &[f32],
             grad_input: &mut [f32],
         ) -> bool {
-            lanes::backward_input(level, s, grad_out, relu_out, weight, grad_input);
+            lanes::backward_input(level, s, grad_out, relu_mask, weight, grad_input);
             true
         }
 
@@ -206,11 +207,11 @@ mod sealed {
             s: &Conv2dShape,
             input: &[f32],
             grad_out: &[f32],
-            relu_out: Option<&[f32]>,
+            relu_mask: Option<&[u16]>,
             grad_weight: &mut [f32],
             grad_bias: Option<&mut [f32]>,
         ) -> bool {
-            lanes::backward_weight(level, s, input, grad_out, relu_out, grad_weight, grad_bias);
+            lanes::backward_weight(level, s, input, grad_out, relu_mask, grad_weight, grad_bias);
             true
         }
 
@@ -220,7 +221,7 @@ mod sealed {
             input: &[f32],
             weight: &[f32],
             grad_out: &[f32],
-            relu_out: Option<&[f32]>,
+            relu_mask: Option<&[u16]>,
             grad_input: &mut [f32],
             grad_weight: &mut [f32],
             grad_bias: Option<&mut [f32]>,
@@ -231,7 +232,7 @@ mod sealed {
                 s,
                 input,
                 grad_out,
-                relu_out,
+                relu_mask,
                 Some(input_grad),
                 grad_weight,
                 grad_bias,
@@ -262,7 +263,7 @@ mod sealed {
             _: &[f64],
             _: &[f64],
             _: Option<&[f64]>,
-            _: bool,
+            _: Option<&mut [u16]>,
             _: &mut [f64],
         ) -> bool {
             false
@@ -272,7 +273,7 @@ mod sealed {
             _: SimdLevel,
             _: &Conv2dShape,
             _: &[f64],
-            _: Option<&[f64]>,
+            _: Option<&[u16]>,
             _: &[f64],
             _: &mut [f64],
         ) -> bool {
@@ -284,7 +285,7 @@ mod sealed {
             _: &Conv2dShape,
             _: &[f64],
             _: &[f64],
-            _: Option<&[f64]>,
+            _: Option<&[u16]>,
             _: &mut [f64],
             _: Option<&mut [f64]>,
         ) -> bool {
@@ -297,7 +298,7 @@ mod sealed {
             _: &[f64],
             _: &[f64],
             _: &[f64],
-            _: Option<&[f64]>,
+            _: Option<&[u16]>,
             _: &mut [f64],
             _: &mut [f64],
             _: Option<&mut [f64]>,
