@@ -64,6 +64,16 @@ pub struct HookContext<'a> {
 pub trait ForwardHook: Send + 'static {
     /// Sees one forward call.
     fn on_forward(&mut self, ctx: &HookContext<'_>, input: &Tensor, output: &Tensor);
+
+    /// Whether [`on_forward`](ForwardHook::on_forward) reads its `input`. A hook that
+    /// looks only at the output (activation statistics, say) returns `false`, and then
+    /// does not stop a [`Relu`](crate::layers::Relu) from being fused into the
+    /// convolution before it (see [`Module::forward_then_relu`]); in that case the
+    /// ReLU's input, the convolution's output, never exists, and the hook is given an
+    /// empty tensor in its place. The default, `true`, keeps the layers apart.
+    fn reads_input(&self) -> bool {
+        true
+    }
 }
 
 impl<F> ForwardHook for F
@@ -187,6 +197,42 @@ impl Hooks {
     /// Whether no hook is registered (the fast path of [`Module::forward`]).
     pub fn is_empty(&self) -> bool {
         self.registry.count.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether every hook here is a forward hook that does not read the module's
+    /// input ([`ForwardHook::reads_input`]), so the module can run fused into the one
+    /// before it, with [`Hooks::run_on_output`] in place of [`Hooks::run`].
+    pub fn only_output_hooks(&self) -> bool {
+        // Snapshot, then ask each hook: never hold the list lock and a hook's at once
+        // (a hook may register hooks while it runs).
+        let forward = {
+            let lists = lock(&self.registry.lists);
+            if !lists.backward.is_empty() {
+                return false;
+            }
+            lists.forward.clone()
+        };
+        forward.iter().all(|e| !lock(&e.hook).reads_input())
+    }
+
+    /// Runs the forward hooks on `output`, the output of a forward pass this module
+    /// shared with the one before it (its input was never materialised: the hooks get
+    /// an empty tensor in its place). Only for modules whose hooks pass
+    /// [`Hooks::only_output_hooks`].
+    pub fn run_on_output(&self, kind: &'static str, training: bool, output: &Var) {
+        let forward_hooks = lock(&self.registry.lists).forward.clone();
+        let no_input = Tensor::zeros([0], output.dtype(), &output.tensor().device());
+        let Ok(no_input) = no_input else {
+            return;
+        };
+        for entry in &forward_hooks {
+            let ctx = HookContext {
+                path: &entry.path,
+                kind,
+                training,
+            };
+            lock(&entry.hook).on_forward(&ctx, &no_input, output.tensor());
+        }
     }
 
     /// Registers a forward hook; `path` is what the hook's context reports.

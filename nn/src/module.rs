@@ -44,7 +44,9 @@ pub trait Module: Send + Sync {
 
     /// Whether this layer is a plain ReLU that the layer before it may absorb through
     /// [`Module::forward_then_relu`]: `true` only for a [`Relu`](crate::layers::Relu)
-    /// with no hooks (a hook would have to see the ReLU's input).
+    /// whose hooks (if any) only read its output
+    /// ([`Hooks::only_output_hooks`](crate::hooks::Hooks::only_output_hooks)); the
+    /// container then runs them on the fused output.
     fn is_fusable_relu(&self) -> bool {
         false
     }

@@ -1,12 +1,12 @@
 //! `Sequential` runs a `Conv2d` followed by a `ReLU` as one fused op
-//! (`Var::conv2d_relu`) when neither layer has hooks, with the values of the two
-//! layers run apart; a hook on either layer keeps them apart, so the hook sees what it
-//! would see without fusion.
+//! (`Var::conv2d_relu`) when the conv has no hooks and the ReLU's hooks only read its
+//! output, with the values of the two layers run apart; any other hook keeps them
+//! apart, so every hook sees what it would see without fusion.
 
 use std::sync::{Arc, Mutex};
 
 use autograd::Var;
-use nn::hooks::HookContext;
+use nn::hooks::{ForwardHook, HookContext};
 use nn::init::seeded_rng;
 use nn::layers::{Conv2d, Conv2dOptions, Relu, Sequential};
 use nn::{Module, ModuleExt};
@@ -93,4 +93,45 @@ fn a_hook_on_either_layer_keeps_them_apart() {
         assert_eq!(y, fused, "hook on layer {hooked}");
         assert_eq!(grads, fused_grads, "hook on layer {hooked}");
     }
+}
+
+/// Records the sum of each output it sees, with the size of the input it was given
+/// (which it does not otherwise read).
+struct OutputSums(Arc<Mutex<Vec<(usize, f32)>>>);
+
+impl ForwardHook for OutputSums {
+    fn on_forward(&mut self, ctx: &HookContext<'_>, input: &Tensor, output: &Tensor) {
+        assert_eq!(ctx.kind, "ReLU");
+        let sum = output.to_vec::<f32>().unwrap().iter().sum();
+        self.0.lock().unwrap().push((input.elem_count(), sum));
+    }
+
+    fn reads_input(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_relu_hook_that_reads_only_the_output_keeps_the_fusion_and_sees_the_output() {
+    let x = batch();
+    let (fused, _, fused_grads) = run(&conv_relu(), &x);
+    let model = conv_relu();
+    let sums = Arc::new(Mutex::new(Vec::new()));
+    let handle = model.layers()[1]
+        .hooks()
+        .register_forward("1", OutputSums(sums.clone()));
+    let (y, op, grads) = run(&model, &x);
+    assert_eq!(op, Some("conv2d_relu"));
+    assert_eq!((y.clone(), grads), (fused, fused_grads));
+    // Fused, the ReLU's input never existed: the hook got an empty tensor.
+    assert_eq!(*sums.lock().unwrap(), vec![(0, y.iter().sum::<f32>())]);
+    // A backward hook next to it needs the ReLU's input gradient: apart again, and the
+    // forward hook sees the real input.
+    let _grad = model.layers()[1].hooks().register_backward(
+        "1",
+        |_: &HookContext<'_>, _: &Tensor, _: Option<&Tensor>| {},
+    );
+    assert_eq!(run(&model, &x).1, Some("relu"));
+    assert_eq!(sums.lock().unwrap()[1], (y.len(), y.iter().sum::<f32>()));
+    handle.remove();
 }

@@ -225,6 +225,11 @@ impl ForwardHook for LayerHook {
     fn on_forward(&mut self, ctx: &HookContext<'_>, _input: &Tensor, output: &Tensor) {
         lock(&self.store).observe(self.layer, ctx, output);
     }
+
+    /// Only the output is read, so a watched ReLU stays fused into its convolution.
+    fn reads_input(&self) -> bool {
+        false
+    }
 }
 
 /// Per-layer activation statistics, recorded by forward hooks.

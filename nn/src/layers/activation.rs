@@ -38,7 +38,7 @@ macro_rules! simple_activation {
             }
 
             fn is_fusable_relu(&self) -> bool {
-                $fusable && self.hooks.is_empty()
+                $fusable && (self.hooks.is_empty() || self.hooks.only_output_hooks())
             }
         }
     };
@@ -46,8 +46,11 @@ macro_rules! simple_activation {
 
 simple_activation!(
     /// `max(x, 0)`. In a [`Sequential`](crate::layers::Sequential) right after a
-    /// [`Conv2d`](crate::layers::Conv2d), with no hooks on either, it runs fused into
-    /// the convolution (see [`Module::forward_then_relu`]).
+    /// [`Conv2d`](crate::layers::Conv2d) with no hooks, it runs fused into the
+    /// convolution when its own hooks only read its output (see
+    /// [`Module::forward_then_relu`] and [`ForwardHook::reads_input`]).
+    ///
+    /// [`ForwardHook::reads_input`]: crate::hooks::ForwardHook::reads_input
     Relu,
     "ReLU",
     relu,

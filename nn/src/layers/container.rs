@@ -52,16 +52,21 @@ impl Module for Sequential {
         &self.hooks
     }
 
-    /// Runs the layers in order. A layer followed by a ReLU, neither with hooks, runs
-    /// as one fused op where the layer has one ([`Module::forward_then_relu`]: a
-    /// convolution then its ReLU in one pass over memory instead of three).
+    /// Runs the layers in order. A layer without hooks followed by a ReLU whose hooks
+    /// (if any) only read its output runs as one fused op where the layer has one
+    /// ([`Module::forward_then_relu`]: a convolution then its ReLU in one pass over
+    /// memory instead of three); the ReLU's hooks then see the fused output.
     fn forward_raw(&self, input: &Var) -> Result<Var> {
         let mut x = input.clone();
         let mut layers = self.layers.iter().peekable();
         while let Some(layer) = layers.next() {
-            if layers.peek().is_some_and(|next| next.is_fusable_relu()) {
+            if let Some(relu) = layers.peek().filter(|next| next.is_fusable_relu()) {
                 if let Some(y) = layer.forward_then_relu(&x) {
                     x = y?;
+                    if !relu.hooks().is_empty() {
+                        relu.hooks()
+                            .run_on_output(relu.kind(), relu.is_training(), &x);
+                    }
                     layers.next();
                     continue;
                 }
