@@ -627,9 +627,16 @@ pub(super) mod transpose {
                 let mask = ((1u32 << len) - 1) as u16;
                 let mut r = [_mm512_setzero_ps(); 16];
                 for (l, row) in r.iter_mut().enumerate().take(nb) {
+                    let p = src.as_ptr().wrapping_add(l * img + e);
                     // SAFETY: the mask enables only elements e..e + len of image l, all
-                    // inside `src` (asserted above).
-                    *row = unsafe { _mm512_maskz_loadu_ps(mask, src.as_ptr().add(l * img + e)) };
+                    // inside `src` (asserted above); a full block needs no mask.
+                    *row = unsafe {
+                        if len == L {
+                            _mm512_loadu_ps(p)
+                        } else {
+                            _mm512_maskz_loadu_ps(mask, p)
+                        }
+                    };
                 }
                 transpose16(&mut r);
                 for (j, col) in r.iter().enumerate().take(len) {
@@ -723,9 +730,17 @@ pub(super) mod transpose {
                 }
                 transpose16(&mut r);
                 for (l, row) in r.iter().enumerate().take(nb) {
+                    let p = dst.as_mut_ptr().wrapping_add(l * img + e);
                     // SAFETY: the mask enables only elements e..e + len of image l, all
-                    // inside `dst` (asserted above).
-                    unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr().add(l * img + e), mask, *row) };
+                    // inside `dst` (asserted above); a full block needs no mask (and
+                    // masked stores are slow on some cores).
+                    unsafe {
+                        if len == L {
+                            _mm512_storeu_ps(p, *row)
+                        } else {
+                            _mm512_mask_storeu_ps(p, mask, *row)
+                        }
+                    };
                 }
                 e += len;
             }
