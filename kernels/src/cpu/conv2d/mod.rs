@@ -39,6 +39,13 @@
 //! one partial sum per worker (contiguous runs of images) and adds them in a fixed
 //! order, so results are bitwise reproducible for a given rayon thread count.
 //!
+//! **Convolution + ReLU** ([`conv2d_relu_forward`], [`conv2d_relu_backward`]): on the
+//! batch-in-lanes path the ReLU is applied to each sub-chunk of 16 images in scratch,
+//! before the transpose back, with one bit per output value recording what passed
+//! ([`relu_mask_len`]); the backward pass gates each packed sub-chunk of the output
+//! gradient with those bits. Two elementwise passes over the whole activation go away,
+//! and the values are those of the convolution followed by the elementwise ReLU.
+//!
 //! The SIMD level (`*_at` variants) selects the micro-kernels: hand-written AVX-512 and
 //! AVX2 for the lanes path (portable Rust otherwise), and the gemm's for im2col.
 //!
