@@ -1,6 +1,6 @@
 //! The correctness and speed harness of the workspace.
 //!
-//! - [`gradcheck`]: compares the gradients autograd computes with central finite
+//! - [`gradcheck`](mod@gradcheck): compares the gradients autograd computes with central finite
 //!   differences in f64, reporting the worst element on failure.
 //! - [`strategies`]: proptest strategies for shapes (size-1 dims, broadcast pairs),
 //!   values kept away from the kinks of non-smooth ops, and non-contiguous inputs.

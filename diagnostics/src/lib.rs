@@ -14,7 +14,7 @@
 //!   [`TrainingLog::write_all_plots`].
 //! - [`health`]: the [`HealthReport`](health::HealthReport), verdicts per layer with
 //!   the figure that triggered them and the usual remedy, as a struct and markdown.
-//! - [`format`]: how every report writes numbers (scientific notation outside
+//! - [`format`](mod@format): how every report writes numbers (scientific notation outside
 //!   `[1e-3, 1e5)`).
 //! - [`early_abort`]: the rule that stops a run whose activation variance spikes and
 //!   collapses; [`callbacks`] (feature `learner`) drives all of it from a

@@ -99,7 +99,7 @@ impl Default for CnnConfig {
 pub const CNN_CHANNELS: [usize; 6] = [1, 8, 16, 32, 64, 10];
 
 /// Builds the lesson's CNN. Layer paths: `"0"`.. in order; every hidden block is
-/// conv, [norm], activation.
+/// conv, \[norm\], activation.
 pub fn lesson_cnn<R: Rng + ?Sized>(config: CnnConfig, rng: &mut R) -> Result<Sequential> {
     lesson_cnn_with_eps(config, DEFAULT_EPS, rng)
 }

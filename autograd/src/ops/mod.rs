@@ -1,5 +1,8 @@
-//! Differentiable operations on [`Var`](crate::Var), grouped by kind. Each method
-//! computes its result with the tensor crate and records an [`Op`](crate::op::Op).
+//! Differentiable operations on [`Var`], grouped by kind. Each method computes its
+//! result with the tensor crate and records an [`Op`].
+//!
+//! [`Var`]: crate::Var
+//! [`Op`]: crate::op::Op
 
 pub mod conv;
 pub mod elementwise;

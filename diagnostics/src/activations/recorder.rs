@@ -235,7 +235,7 @@ impl ForwardHook for LayerHook {
 /// Per-layer activation statistics, recorded by forward hooks.
 ///
 /// Each watched module's output is read **once** by the fused statistics kernel
-/// ([`tensor_stats`]) on its contiguous storage: mean, std, min, max, a histogram,
+/// ([`tensor_stats`](crate::tensor_stats::tensor_stats)) on its contiguous storage: mean, std, min, max, a histogram,
 /// near-zero, saturated and non-finite counts in one pass, with no tensor op and no
 /// copy, so watching every layer of a CNN costs a few percent of a training step (see
 /// the crate docs for the measured figure). Calls that are not recorded (see

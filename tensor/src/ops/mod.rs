@@ -1,6 +1,6 @@
 //! Tensor ops, one concept per module. Each op validates its arguments (returning a
 //! [`TensorError`](crate::TensorError) that names it), matches once on device and
-//! dtype, and runs a generic loop from [`crate::cpu`].
+//! dtype, and runs a generic loop from the crate-private `cpu` module.
 
 pub mod binary;
 pub mod index;
