@@ -152,18 +152,19 @@ fn backward_relu<T: ConvScalar + Element>(
     let mut gx = need_input.then(|| tensor::pool::buffer::<T>(shape.input_len()));
     let mut gw = need_weight.then(|| vec![<T as Element>::ZERO; shape.weight_len()]);
     let mut gb = with_bias.then(|| vec![<T as Element>::ZERO; shape.out_channels()]);
-    read3::<T, ()>(x, w, Some(g), |x, w, g| {
-        let g = g.expect("the output gradient is passed");
-        Ok(conv2d_relu_backward(
-            shape,
-            x,
-            w,
-            mask,
-            g,
-            gx.as_deref_mut(),
-            gw.as_deref_mut(),
-            gb.as_deref_mut(),
-        )?)
+    read2::<T, ()>(x, w, |x, w| {
+        read1::<T, ()>(g, |g| {
+            Ok(conv2d_relu_backward(
+                shape,
+                x,
+                w,
+                mask,
+                g,
+                gx.as_deref_mut(),
+                gw.as_deref_mut(),
+                gb.as_deref_mut(),
+            )?)
+        })
     })?;
     let gx = gx
         .map(|gx| Tensor::from_vec(gx, shape.input_dims().to_vec(), &Device::Cpu))

@@ -155,6 +155,17 @@ impl Conv2d {
     pub fn params(&self) -> Conv2dParams {
         self.params
     }
+
+    /// `op` (the plain or the ReLU-fused convolution) on a checked `[N, C, H, W]` input
+    /// with this layer's weight, bias and parameters.
+    fn apply(
+        &self,
+        input: &Var,
+        op: fn(&Var, &Var, Option<&Var>, Conv2dParams) -> autograd::Result<Var>,
+    ) -> Result<Var> {
+        super::expect_rank("Conv2d", input, &[4], "a batch of images [N, C, H, W]")?;
+        Ok(op(input, &self.weight, self.bias.as_ref(), self.params)?)
+    }
 }
 
 impl Module for Conv2d {
@@ -167,18 +178,14 @@ impl Module for Conv2d {
     }
 
     fn forward_raw(&self, input: &Var) -> Result<Var> {
-        super::expect_rank("Conv2d", input, &[4], "a batch of images [N, C, H, W]")?;
-        Ok(input.conv2d(&self.weight, self.bias.as_ref(), self.params)?)
+        self.apply(input, Var::conv2d)
     }
 
     fn forward_then_relu(&self, input: &Var) -> Option<Result<Var>> {
-        if !self.hooks.is_empty() {
-            return None;
-        }
-        Some((|| {
-            super::expect_rank("Conv2d", input, &[4], "a batch of images [N, C, H, W]")?;
-            Ok(input.conv2d_relu(&self.weight, self.bias.as_ref(), self.params)?)
-        })())
+        // A hook would have to see the output before the ReLU.
+        self.hooks
+            .is_empty()
+            .then(|| self.apply(input, Var::conv2d_relu))
     }
 
     fn own_parameters(&self) -> Vec<(&'static str, Var)> {

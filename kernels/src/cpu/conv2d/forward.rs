@@ -58,12 +58,8 @@ pub fn conv2d_forward_with<T: ConvScalar>(
     out: &mut [T],
 ) -> Result<()> {
     const OP: &str = "conv2d_forward";
-    shape.check_input(OP, "input", input.len())?;
-    shape.check_weight(OP, "weight", weight.len())?;
-    if let Some(bias) = bias {
-        shape.check_bias(OP, "bias", bias.len())?;
-    }
-    shape.check_output(OP, "output", out.len())?;
+    let bias_len = bias.map(<[T]>::len);
+    shape.check_forward(OP, input.len(), weight.len(), bias_len, out.len())?;
     if shape.batch() == 0 {
         return Ok(());
     }

@@ -345,4 +345,22 @@ impl Conv2dShape {
     pub(crate) fn check_bias(&self, op: &'static str, what: &str, got: usize) -> Result<()> {
         self.check_len(op, what, "bias (C_out)", self.out_channels, got)
     }
+
+    /// Checks the lengths of a forward pass's operands: `input`, `weight`, the `bias`
+    /// if any, and `output`.
+    pub(crate) fn check_forward(
+        &self,
+        op: &'static str,
+        input: usize,
+        weight: usize,
+        bias: Option<usize>,
+        output: usize,
+    ) -> Result<()> {
+        self.check_input(op, "input", input)?;
+        self.check_weight(op, "weight", weight)?;
+        if let Some(bias) = bias {
+            self.check_bias(op, "bias", bias)?;
+        }
+        self.check_output(op, "output", output)
+    }
 }

@@ -82,12 +82,8 @@ pub fn conv2d_relu_forward_at<T: ConvScalar>(
     mask: &mut [u16],
 ) -> Result<()> {
     const OP: &str = "conv2d_relu_forward";
-    shape.check_input(OP, "input", input.len())?;
-    shape.check_weight(OP, "weight", weight.len())?;
-    if let Some(bias) = bias {
-        shape.check_bias(OP, "bias", bias.len())?;
-    }
-    shape.check_output(OP, "output", out.len())?;
+    let bias_len = bias.map(<[T]>::len);
+    shape.check_forward(OP, input.len(), weight.len(), bias_len, out.len())?;
     check_mask(OP, shape, mask.len())?;
     let clamped = level.clamp_to_supported();
     if shape.batch() > 0
