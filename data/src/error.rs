@@ -90,6 +90,23 @@ pub enum DataError {
         /// The dimension sizes from the header.
         dims: Vec<usize>,
     },
+    /// An IDX header promises a payload larger than the reader's limit; nothing past
+    /// the header was read.
+    #[error(
+        "{}: the IDX header's dimensions {dims:?} need {needed} payload bytes, more than \
+         the limit of {limit} bytes; the payload was not read",
+        path.display()
+    )]
+    PayloadTooLarge {
+        /// The file involved.
+        path: PathBuf,
+        /// The dimension sizes from the header.
+        dims: Vec<usize>,
+        /// Payload bytes the dimensions promise.
+        needed: usize,
+        /// The largest payload the reader accepts.
+        limit: usize,
+    },
     /// The IDX payload is shorter than the header promises.
     #[error(
         "{}: payload too short: the header promises {expected} bytes, found {found} ({} missing)",
@@ -134,6 +151,19 @@ pub enum DataError {
         path: PathBuf,
         /// What is missing.
         detail: String,
+    },
+    /// A text file (a word list) is not valid UTF-8.
+    #[error(
+        "{}:{line}: not UTF-8: invalid byte sequence at byte offset {offset}",
+        path.display()
+    )]
+    NotUtf8 {
+        /// The file involved.
+        path: PathBuf,
+        /// One-based line number of the first invalid sequence.
+        line: usize,
+        /// Byte offset of the first invalid sequence from the start of the file.
+        offset: usize,
     },
     /// A word list has no words after trimming and skipping empty lines.
     #[error("{}: the word list is empty (no non-blank lines)", path.display())]

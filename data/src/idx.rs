@@ -17,6 +17,14 @@
 //! short, a payload shorter or longer than the dimensions promise, and a corrupt gzip
 //! stream are each a distinct [`DataError`] naming the file.
 //!
+//! It is also bounded: the header is parsed before any payload is read
+//! ([`IdxReader`] hands it to the caller to check), and a header promising more than
+//! a byte limit ([`DEFAULT_MAX_PAYLOAD_BYTES`] for [`read_idx`] and [`decode_idx`],
+//! the caller's for [`read_idx_limited`], [`decode_idx_limited`] and
+//! [`IdxReader::read_payload`]) is [`DataError::PayloadTooLarge`] before anything is
+//! allocated. Files are streamed, so a small gzip file that decompresses to gigabytes
+//! costs no more memory than the limit.
+//!
 //! ```
 //! use data::idx::{decode_idx, encode_idx, Compression, IdxArray};
 //! use std::path::Path;
@@ -29,11 +37,12 @@
 //! # Ok::<(), data::DataError>(())
 //! ```
 
-use std::fs;
+use std::fmt;
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use flate2::bufread::MultiGzDecoder;
+use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
 use crate::atomic::write_file_atomic;
@@ -48,9 +57,10 @@ pub const MAX_IDX_RANK: usize = 4;
 /// The first two bytes of every gzip stream.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// Upper bound on the up-front allocation for a gzip payload, so that a lying header
-/// cannot make the reader reserve gigabytes before seeing a single payload byte.
-const MAX_PREALLOCATION: usize = 1 << 28;
+/// Upper bound on the up-front allocation for a gzip payload (64 MiB, more than the
+/// largest Fashion-MNIST file), so that a header promising more than the stream holds
+/// costs at most this much before the payload turns out short.
+const MAX_PREALLOCATION: usize = 1 << 26;
 
 /// How [`write_idx`] and [`encode_idx`] store the bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -91,11 +101,16 @@ impl IdxArray {
                 format!("dimension {d} does not fit in the u32 an IDX header stores"),
             ));
         }
-        let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-        if expected != Some(data.len()) {
+        let Some(expected) = payload_len(&dims) else {
             return Err(DataError::invalid(
                 OP,
-                format!("dims {dims:?} need {expected:?} bytes, got {}", data.len()),
+                format!("dims {dims:?} describe more bytes than can be addressed"),
+            ));
+        };
+        if expected != data.len() {
+            return Err(DataError::invalid(
+                OP,
+                format!("dims {dims:?} need {expected} bytes, got {}", data.len()),
             ));
         }
         Ok(IdxArray { dims, data })
@@ -135,41 +150,283 @@ impl IdxArray {
     }
 }
 
-/// Reads an IDX file, raw or gzip-compressed.
+/// The payload limit of [`read_idx`] and [`decode_idx`]: 1 GiB, twenty times the
+/// largest Fashion-MNIST file (47,040,000 bytes of training images) and enough for any
+/// MNIST-style data set, yet small enough that a header claiming gigabytes is refused
+/// before anything is allocated. Use [`read_idx_limited`] or [`decode_idx_limited`]
+/// (or [`IdxReader`]) to choose another.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 30;
+
+/// The header of an IDX file: its dimension sizes, outermost first.
 ///
-/// Every failure (unreadable file, corrupt gzip, bad header, wrong payload length) is
-/// an error whose message starts with `path`.
-pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
-    let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|e| DataError::io(path, "read", e))?;
-    decode_idx(&bytes, path)
+/// [`IdxReader`] parses and checks it (magic, element type, rank, and that the
+/// dimensions describe an addressable number of bytes) before reading any payload, so
+/// a caller can reject a file by its header alone.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdxHeader {
+    dims: Vec<usize>,
+    payload_len: usize,
 }
 
-/// Decodes the bytes of an IDX file, raw or gzip-compressed; `name` is only used in
-/// error messages (it is the path for files, a descriptive name for embedded bytes).
-pub fn decode_idx(bytes: &[u8], name: &Path) -> Result<IdxArray> {
-    if bytes.starts_with(&GZIP_MAGIC) {
-        let mut decoder = MultiGzDecoder::new(bytes);
-        decode_stream(&mut decoder, name, None, |source| DataError::Gzip {
-            path: name.to_path_buf(),
-            source,
+impl IdxHeader {
+    /// The dimension sizes, outermost first (1 to [`MAX_IDX_RANK`] of them).
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    /// The number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.dims.len()
+    }
+
+    /// The number of items: the size of the outermost dimension.
+    pub fn item_count(&self) -> usize {
+        self.dims[0]
+    }
+
+    /// The number of bytes in one item (product of all but the outermost dimension;
+    /// 1 for a rank-1 file).
+    pub fn item_len(&self) -> usize {
+        self.dims[1..].iter().product()
+    }
+
+    /// The number of payload bytes the dimensions promise (their product).
+    pub fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+
+    /// The length of the header itself on disk: the magic and one `u32` per dimension.
+    pub fn encoded_len(&self) -> usize {
+        4 + 4 * self.dims.len()
+    }
+}
+
+/// A reader positioned after the header of an IDX file (raw or gzip): look at
+/// [`header`](IdxReader::header), then [`read_payload`](IdxReader::read_payload) with
+/// a byte limit, or drop it to read nothing more.
+///
+/// ```
+/// use data::idx::{encode_idx, Compression, IdxArray, IdxReader};
+/// use std::path::Path;
+///
+/// let bytes = encode_idx(&IdxArray::new(vec![2, 3], vec![0; 6])?, Compression::Gzip)?;
+/// let reader = IdxReader::from_bytes(&bytes, Path::new("<memory>"))?;
+/// assert_eq!(reader.header().dims(), &[2, 3]);
+/// let array = reader.read_payload(6)?; // at most 6 payload bytes
+/// assert_eq!(array.data(), &[0; 6]);
+///
+/// // The same header with a limit of 5 bytes is refused before the payload is read.
+/// let reader = IdxReader::from_bytes(&bytes, Path::new("<memory>"))?;
+/// assert!(reader.read_payload(5).unwrap_err().to_string().contains("limit of 5"));
+/// # Ok::<(), data::DataError>(())
+/// ```
+pub struct IdxReader<'a> {
+    name: PathBuf,
+    header: IdxHeader,
+    stream: Box<dyn Read + 'a>,
+    gzip: bool,
+    /// Bytes left after the header, when known (raw files and byte slices): the
+    /// payload is then allocated exactly once.
+    remaining: Option<u64>,
+}
+
+impl fmt::Debug for IdxReader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdxReader")
+            .field("name", &self.name)
+            .field("header", &self.header)
+            .field("gzip", &self.gzip)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdxReader<'static> {
+    /// Opens the IDX file at `path` and reads its header. Every failure is an error
+    /// whose message starts with `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| DataError::io(path, "open", e))?;
+        let len = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        IdxReader::with_hint(file, path, len)
+    }
+}
+
+impl<'a> IdxReader<'a> {
+    /// Reads the header of the IDX bytes `bytes` (raw or gzip); `name` stands for
+    /// them in error messages.
+    pub fn from_bytes(bytes: &'a [u8], name: &Path) -> Result<Self> {
+        IdxReader::with_hint(bytes, name, u64::try_from(bytes.len()).ok())
+    }
+
+    /// Reads the header from any byte stream holding an IDX file (raw or gzip);
+    /// `name` stands for it in error messages. Only the header is consumed (and, for
+    /// gzip, what the decoder buffers).
+    pub fn new(reader: impl Read + 'a, name: &Path) -> Result<Self> {
+        IdxReader::with_hint(reader, name, None)
+    }
+
+    /// [`new`](IdxReader::new), with the total length of the stream if known.
+    fn with_hint(mut reader: impl Read + 'a, name: &Path, total: Option<u64>) -> Result<Self> {
+        let mut prefix = [0u8; 2];
+        let got =
+            read_full(&mut reader, &mut prefix).map_err(|e| DataError::io(name, "read", e))?;
+        let chained = io::Cursor::new(prefix).take(got as u64).chain(reader);
+        let gzip = prefix[..got] == GZIP_MAGIC;
+        let mut stream: Box<dyn Read + 'a> = if gzip {
+            Box::new(MultiGzDecoder::new(chained))
+        } else {
+            Box::new(chained)
+        };
+        let header = read_header(&mut stream, name, |e| stream_error(name, gzip, e))?;
+        let remaining = total
+            .filter(|_| !gzip)
+            .map(|t| t.saturating_sub(header.encoded_len() as u64));
+        Ok(IdxReader {
+            name: name.to_path_buf(),
+            header,
+            stream,
+            gzip,
+            remaining,
         })
-    } else {
-        let mut reader = bytes;
-        decode_stream(&mut reader, name, Some(bytes.len()), |source| {
-            DataError::io(name, "read", source)
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &IdxHeader {
+        &self.header
+    }
+
+    /// The name used in error messages (the path, for files).
+    pub fn name(&self) -> &Path {
+        &self.name
+    }
+
+    /// Whether the file is gzip-compressed.
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
+    }
+
+    /// Reads the payload, which must be exactly as long as the header promises and
+    /// at most `max_payload_bytes` long; the limit is checked against the header
+    /// before anything is read or allocated.
+    ///
+    /// Errors name the file: [`DataError::PayloadTooLarge`] over the limit,
+    /// [`DataError::ShortPayload`] and [`DataError::TrailingData`] for a payload of
+    /// the wrong length, [`DataError::Gzip`] or [`DataError::Io`] when the stream
+    /// breaks.
+    pub fn read_payload(self, max_payload_bytes: usize) -> Result<IdxArray> {
+        let IdxReader {
+            name,
+            header,
+            mut stream,
+            gzip,
+            remaining,
+        } = self;
+        let expected = header.payload_len;
+        if expected > max_payload_bytes {
+            return Err(DataError::PayloadTooLarge {
+                path: name,
+                dims: header.dims,
+                needed: expected,
+                limit: max_payload_bytes,
+            });
+        }
+        let io_error = |e| stream_error(&name, gzip, e);
+        let capacity = match remaining {
+            Some(left) => expected.min(usize::try_from(left).unwrap_or(usize::MAX)),
+            None => expected.min(MAX_PREALLOCATION),
+        };
+        let mut data = Vec::with_capacity(capacity);
+        (&mut stream)
+            .take(expected as u64)
+            .read_to_end(&mut data)
+            .map_err(io_error)?;
+        if data.len() < expected {
+            return Err(DataError::ShortPayload {
+                path: name,
+                expected,
+                found: data.len(),
+            });
+        }
+        // Count (without storing) whatever follows the payload.
+        let trailing = io::copy(&mut stream, &mut io::sink()).map_err(io_error)?;
+        if trailing > 0 {
+            return Err(DataError::TrailingData {
+                path: name,
+                expected,
+                found: expected.saturating_add(usize::try_from(trailing).unwrap_or(usize::MAX)),
+            });
+        }
+        Ok(IdxArray {
+            dims: header.dims,
+            data,
         })
     }
 }
 
-/// Parses header and payload from `reader`. `size_hint` is the total stream length
-/// when known (raw files), used to allocate the payload exactly once.
-fn decode_stream<R: Read>(
+/// The error for a failed read of the (decompressed or raw) stream.
+fn stream_error(name: &Path, gzip: bool, source: io::Error) -> DataError {
+    if gzip {
+        DataError::Gzip {
+            path: name.to_path_buf(),
+            source,
+        }
+    } else {
+        DataError::io(name, "read", source)
+    }
+}
+
+/// Reads an IDX file, raw or gzip-compressed, whose payload is at most
+/// [`DEFAULT_MAX_PAYLOAD_BYTES`].
+///
+/// Every failure (unreadable file, corrupt gzip, bad header, a payload over the limit
+/// or of the wrong length) is an error whose message starts with `path`.
+pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
+    read_idx_limited(path, DEFAULT_MAX_PAYLOAD_BYTES)
+}
+
+/// Reads an IDX file whose payload is at most `max_payload_bytes`: a header promising
+/// more is [`DataError::PayloadTooLarge`], raised before any payload is read. The
+/// file is streamed, so memory use is bounded by the limit, not by what the file
+/// (or its decompression) would produce.
+pub fn read_idx_limited(path: impl AsRef<Path>, max_payload_bytes: usize) -> Result<IdxArray> {
+    IdxReader::open(path)?.read_payload(max_payload_bytes)
+}
+
+/// Decodes the bytes of an IDX file, raw or gzip-compressed, whose payload is at most
+/// [`DEFAULT_MAX_PAYLOAD_BYTES`]; `name` is only used in error messages (it is the path
+/// for files, a descriptive name for embedded bytes).
+pub fn decode_idx(bytes: &[u8], name: &Path) -> Result<IdxArray> {
+    decode_idx_limited(bytes, name, DEFAULT_MAX_PAYLOAD_BYTES)
+}
+
+/// [`decode_idx`] with a payload limit of `max_payload_bytes` (see
+/// [`read_idx_limited`]).
+pub fn decode_idx_limited(bytes: &[u8], name: &Path, max_payload_bytes: usize) -> Result<IdxArray> {
+    IdxReader::from_bytes(bytes, name)?.read_payload(max_payload_bytes)
+}
+
+/// The number of bytes `dims` describe, if it and the size of one item (all but the
+/// outermost dimension) are addressable (at most `isize::MAX`).
+fn payload_len(dims: &[usize]) -> Option<usize> {
+    let fits = |n: usize| isize::try_from(n).is_ok();
+    let item = dims
+        .get(1..)?
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| fits(n))?;
+    dims.first()?.checked_mul(item).filter(|&n| fits(n))
+}
+
+/// Parses and checks the header at the start of `reader`.
+fn read_header<R: Read>(
     reader: &mut R,
     name: &Path,
-    size_hint: Option<usize>,
     io_error: impl Fn(io::Error) -> DataError,
-) -> Result<IdxArray> {
+) -> Result<IdxHeader> {
     let path = || name.to_path_buf();
 
     let mut magic = [0u8; 4];
@@ -213,41 +470,11 @@ fn decode_stream<R: Read>(
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    let expected = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .filter(|&n| isize::try_from(n).is_ok())
-        .ok_or_else(|| DataError::DimsOverflow {
-            path: path(),
-            dims: dims.clone(),
-        })?;
-
-    let capacity = match size_hint {
-        Some(total) => expected.min(total),
-        None => expected.min(MAX_PREALLOCATION),
-    };
-    let mut data = Vec::with_capacity(capacity);
-    reader
-        .take(expected as u64)
-        .read_to_end(&mut data)
-        .map_err(&io_error)?;
-    if data.len() < expected {
-        return Err(DataError::ShortPayload {
-            path: path(),
-            expected,
-            found: data.len(),
-        });
-    }
-    // Count (without storing) whatever follows the payload.
-    let trailing = io::copy(reader, &mut io::sink()).map_err(&io_error)?;
-    if trailing > 0 {
-        return Err(DataError::TrailingData {
-            path: path(),
-            expected,
-            found: expected.saturating_add(usize::try_from(trailing).unwrap_or(usize::MAX)),
-        });
-    }
-    Ok(IdxArray { dims, data })
+    let payload_len = payload_len(&dims).ok_or_else(|| DataError::DimsOverflow {
+        path: path(),
+        dims: dims.clone(),
+    })?;
+    Ok(IdxHeader { dims, payload_len })
 }
 
 /// Reads until `buf` is full or the stream ends; returns the number of bytes read.

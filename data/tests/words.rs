@@ -173,7 +173,19 @@ fn invalid_utf8_is_an_error_not_a_panic() {
     let path = dir.path().join("latin1.txt");
     fs::write(&path, b"ren\xe9e\n").unwrap();
     let err = WordList::read(&path).unwrap_err().to_string();
-    assert!(err.starts_with(&path.display().to_string()), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "{}:1: not UTF-8: invalid byte sequence at byte offset 3",
+            path.display()
+        )
+    );
+    fs::write(&path, b"emma\nava\n\xff\n").unwrap();
+    let err = WordList::read(&path).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("{}:3: not UTF-8", path.display())),
+        "{err}"
+    );
 }
 
 #[test]

@@ -4,9 +4,9 @@ use std::env;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::{subset, RawSplit, Split};
+use super::{read_split_from, subset, RawSplit, Split};
 use crate::error::{DataError, Result};
-use crate::idx::{decode_idx, read_idx};
+use crate::idx::IdxReader;
 
 /// The environment variable naming a directory that holds the four IDX files.
 pub const ENV_VAR: &str = "FASHION_MNIST_DIR";
@@ -45,6 +45,14 @@ impl Source {
     }
 
     /// Reads one split (images and labels) from this source.
+    ///
+    /// Both headers are read and checked against the data set's layout before either
+    /// payload: images must be `[N, 28, 28]`, labels `[N]` with the same `N`, and `N`
+    /// at most the full split's size ([`Split::full_len`]: 60,000 for training,
+    /// 10,000 for test; smaller partial sets are fine). A file that breaks one of
+    /// these is an [`InvalidDataset`](DataError::InvalidDataset) error naming it,
+    /// raised without reading its payload, so memory stays bounded by the real data
+    /// set's size whatever a header claims. Labels must also be class indices.
     pub fn read_split(&self, split: Split) -> Result<RawSplit> {
         match self.dir() {
             Some(dir) => {
@@ -53,18 +61,16 @@ impl Source {
                         path: dir.to_path_buf(),
                         detail: format!("missing {}", missing.join(" and ")),
                     })?;
-                let images = read_idx(&images_path)?;
-                let labels = read_idx(&labels_path)?;
-                RawSplit::new(images, labels, &images_path, &labels_path)
+                let images = IdxReader::open(&images_path)?;
+                let labels = IdxReader::open(&labels_path)?;
+                read_split_from(images, labels, split)
             }
             None => {
                 let (images_name, images_bytes) = subset::embedded_images(split);
                 let (labels_name, labels_bytes) = subset::embedded_labels(split);
-                let images_path = PathBuf::from(images_name);
-                let labels_path = PathBuf::from(labels_name);
-                let images = decode_idx(images_bytes, &images_path)?;
-                let labels = decode_idx(labels_bytes, &labels_path)?;
-                RawSplit::new(images, labels, &images_path, &labels_path)
+                let images = IdxReader::from_bytes(images_bytes, Path::new(images_name))?;
+                let labels = IdxReader::from_bytes(labels_bytes, Path::new(labels_name))?;
+                read_split_from(images, labels, split)
             }
         }
     }

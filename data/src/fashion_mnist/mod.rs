@@ -13,6 +13,11 @@
 //! [`Flatten`](crate::loader::Flatten) transform. Labels are `u32` tensors of shape
 //! `[N]` holding class indices into [`CLASS_NAMES`].
 //!
+//! Reading is checked: each file's header must fit the data set (28x28 images, as many
+//! labels as images, no more examples than the full split) before its payload is read,
+//! so a corrupt or crafted file is refused at the cost of its header
+//! ([`Source::read_split`]), and every error names the file.
+//!
 //! ```
 //! use data::fashion_mnist::{FashionMnist, CLASS_NAMES};
 //!
@@ -37,7 +42,7 @@ use std::path::Path;
 use tensor::{Device, Tensor};
 
 use crate::error::{DataError, Result};
-use crate::idx::IdxArray;
+use crate::idx::{IdxArray, IdxReader};
 
 /// The names of the 10 classes, indexed by label.
 pub const CLASS_NAMES: [&str; 10] = [
@@ -93,6 +98,93 @@ impl Split {
             Split::Test => "t10k-labels-idx1-ubyte",
         }
     }
+
+    /// The number of examples in the full split ([`FULL_TRAIN_LEN`] or
+    /// [`FULL_TEST_LEN`]), which is also the most a file of this split may hold:
+    /// partial sets are read, larger ones are refused from their headers.
+    pub fn full_len(self) -> usize {
+        match self {
+            Split::Train => FULL_TRAIN_LEN,
+            Split::Test => FULL_TEST_LEN,
+        }
+    }
+}
+
+/// Bytes in one image.
+const IMAGE_BYTES: usize = IMAGE_SIDE * IMAGE_SIDE;
+
+/// The error for a file that does not fit the data set's layout.
+fn bad_layout(path: &Path, detail: String) -> DataError {
+    DataError::InvalidDataset {
+        path: path.to_path_buf(),
+        detail,
+    }
+}
+
+/// Checks that image dimensions are `[N, 28, 28]`.
+fn check_image_dims(dims: &[usize], path: &Path) -> Result<()> {
+    if dims.len() != 3 || dims[1..] != [IMAGE_SIDE, IMAGE_SIDE] {
+        return Err(bad_layout(
+            path,
+            format!("expected images of shape [N, {IMAGE_SIDE}, {IMAGE_SIDE}], found {dims:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that label dimensions are `[N]` and that `N` matches the image count.
+fn check_label_dims(
+    dims: &[usize],
+    image_count: usize,
+    path: &Path,
+    images_path: &Path,
+) -> Result<()> {
+    if dims.len() != 1 {
+        return Err(bad_layout(
+            path,
+            format!("expected labels of shape [N], found {dims:?}"),
+        ));
+    }
+    if dims[0] != image_count {
+        return Err(bad_layout(
+            path,
+            format!(
+                "{} labels for {image_count} images in {}",
+                dims[0],
+                images_path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads one split from its two IDX streams: both headers are checked against the
+/// data set's layout (28x28 images, as many labels as images, at most
+/// [`Split::full_len`] examples) before either payload is read, so a file with a
+/// lying header costs no more than its header.
+fn read_split_from(images: IdxReader<'_>, labels: IdxReader<'_>, split: Split) -> Result<RawSplit> {
+    let images_path = images.name().to_path_buf();
+    let labels_path = labels.name().to_path_buf();
+    let image_dims = images.header().dims();
+    check_image_dims(image_dims, &images_path)?;
+    let n = image_dims[0];
+    if n > split.full_len() {
+        return Err(bad_layout(
+            &images_path,
+            format!(
+                "{n} images, more than the {} of the full {} split",
+                split.full_len(),
+                match split {
+                    Split::Train => "training",
+                    Split::Test => "test",
+                }
+            ),
+        ));
+    }
+    check_label_dims(labels.header().dims(), n, &labels_path, &images_path)?;
+    let images = images.read_payload(n * IMAGE_BYTES)?;
+    let labels = labels.read_payload(n)?;
+    RawSplit::new(images, labels, &images_path, &labels_path)
 }
 
 /// One split as the bytes stored on disk: images `[N, 28, 28]` and labels `[N]`,
@@ -115,43 +207,15 @@ impl RawSplit {
         images_path: &Path,
         labels_path: &Path,
     ) -> Result<Self> {
-        let bad = |path: &Path, detail: String| DataError::InvalidDataset {
-            path: path.to_path_buf(),
-            detail,
-        };
-        if images.dims().len() != 3 || images.dims()[1..] != [IMAGE_SIDE, IMAGE_SIDE] {
-            return Err(bad(
-                images_path,
-                format!(
-                    "expected images of shape [N, {IMAGE_SIDE}, {IMAGE_SIDE}], found {:?}",
-                    images.dims()
-                ),
-            ));
-        }
-        if labels.dims().len() != 1 {
-            return Err(bad(
-                labels_path,
-                format!("expected labels of shape [N], found {:?}", labels.dims()),
-            ));
-        }
-        if labels.item_count() != images.item_count() {
-            return Err(bad(
-                labels_path,
-                format!(
-                    "{} labels for {} images in {}",
-                    labels.item_count(),
-                    images.item_count(),
-                    images_path.display()
-                ),
-            ));
-        }
+        check_image_dims(images.dims(), images_path)?;
+        check_label_dims(labels.dims(), images.item_count(), labels_path, images_path)?;
         if let Some((i, &l)) = labels
             .data()
             .iter()
             .enumerate()
             .find(|(_, &l)| usize::from(l) >= NUM_CLASSES)
         {
-            return Err(bad(
+            return Err(bad_layout(
                 labels_path,
                 format!("label {l} at index {i} is not a class index (0..{NUM_CLASSES})"),
             ));
@@ -218,7 +282,8 @@ pub struct RawFashionMnist {
 }
 
 impl RawFashionMnist {
-    /// Reads both splits from `source` without converting them to tensors.
+    /// Reads both splits from `source` without converting them to tensors (see
+    /// [`Source::read_split`] for the checks).
     pub fn read(source: Source) -> Result<Self> {
         Ok(RawFashionMnist {
             train: source.read_split(Split::Train)?,

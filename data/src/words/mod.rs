@@ -49,11 +49,20 @@ impl WordList {
     /// trimmed and lowercased. Any character may occur except `.`, which is reserved as
     /// the start/end marker.
     ///
-    /// Errors, each naming the file: it cannot be read (missing, not UTF-8), it has no
-    /// words, or a word contains `.`.
+    /// Errors, each naming the file: it cannot be read, it is not UTF-8 (the line and
+    /// byte offset of the first bad sequence), it has no words, or a word contains `.`.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = fs::read_to_string(path).map_err(|e| DataError::io(path, "read", e))?;
+        let bytes = fs::read(path).map_err(|e| DataError::io(path, "read", e))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let offset = e.utf8_error().valid_up_to();
+            let before = &e.as_bytes()[..offset];
+            DataError::NotUtf8 {
+                path: path.to_path_buf(),
+                line: 1 + before.iter().filter(|&&b| b == b'\n').count(),
+                offset,
+            }
+        })?;
         Self::from_text(&text, path)
     }
 
