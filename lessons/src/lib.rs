@@ -1,10 +1,13 @@
 //! The lessons' models and experiments, shared by the programs (`diagnose`,
 //! `makemore`) and the peer comparison in `bench-harness`.
 //!
+//! - [`cli`]: what the programs share at the command line (bounded threads, one run per
+//!   output folder, Ctrl-C at a batch boundary, atomic writes).
 //! - [`models`]: the fastai lesson's CNN and its variants.
 //! - [`watch`]: fitting a learner while recording activation statistics, then writing
 //!   the figures and the health report.
 
+pub mod cli;
 pub mod models;
 pub mod watch;
 

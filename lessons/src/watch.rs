@@ -34,14 +34,27 @@ pub struct WatchOptions {
 #[derive(Debug)]
 pub struct Watched {
     /// The report of the fit, or the error that stopped it (e.g. a non-finite loss).
-    pub outcome: std::result::Result<train::FitReport, String>,
+    pub outcome: std::result::Result<train::FitReport, train::TrainError>,
     /// Everything recorded, also for a run that failed part-way.
     pub log: TrainingLog,
     /// Wall-clock seconds of the fit (the only number that depends on time).
     pub seconds: f64,
+    /// Whether an interrupt stopped the fit at a batch boundary.
+    interrupted: bool,
 }
 
 impl Watched {
+    /// Whether the fit stopped on a NaN or infinite loss: a result of the experiment
+    /// (the net diverged), not a failure of the program.
+    pub fn diverged(&self) -> bool {
+        matches!(self.outcome, Err(train::TrainError::NonFiniteLoss { .. }))
+    }
+
+    /// Whether the fit was stopped by Ctrl-C or `SIGTERM` (see [`crate::cli::interrupt`]).
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+
     /// Mean training loss of the last epoch.
     pub fn train_loss(&self) -> Option<f64> {
         let report = self.outcome.as_ref().ok()?;
@@ -84,7 +97,8 @@ impl Watched {
 /// Fits `learn` for `opts.epochs` with an [`ActivationStats`] on the modules of
 /// `opts.kinds` and a loss recorder, honouring `opts.max_batches`. A training error
 /// (a NaN loss, a failing layer) is returned inside [`Watched::outcome`], with what
-/// was recorded up to it.
+/// was recorded up to it. An interrupt ([`crate::cli::interrupt::requested`]) cancels
+/// the fit at the next batch boundary, and [`Watched::interrupted`] says so.
 ///
 /// # Errors
 /// Only when the recorder cannot be attached (no module of those kinds).
@@ -111,6 +125,9 @@ pub fn fit_watched(learn: &mut Learner, opts: &WatchOptions) -> Result<Watched> 
                     }
                 }
                 Event::AfterBatch => {
+                    if crate::cli::interrupt::requested() {
+                        return Err(Interrupt::CancelFit);
+                    }
                     if let Some(cap) = cap {
                         if learn.iter + 1 >= cap {
                             return Err(if learn.training {
@@ -127,7 +144,9 @@ pub fn fit_watched(learn: &mut Learner, opts: &WatchOptions) -> Result<Watched> 
         },
     );
     let start = Instant::now();
-    let outcome = learn.fit(opts.epochs).map_err(|e| e.to_string());
+    let outcome = learn.fit(opts.epochs);
+    let interrupted = crate::cli::interrupt::requested()
+        && matches!(&outcome, Ok(report) if report.fit_cancelled());
     let seconds = start.elapsed().as_secs_f64();
     // The closure (which holds the other handle on the loss log) goes with the
     // callbacks of this run.
@@ -145,6 +164,7 @@ pub fn fit_watched(learn: &mut Learner, opts: &WatchOptions) -> Result<Watched> 
             losses,
         },
         seconds,
+        interrupted,
     })
 }
 

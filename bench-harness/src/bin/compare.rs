@@ -668,7 +668,15 @@ fn torch_medians(path: &str) -> AnyResult<BTreeMap<String, f64>> {
         .collect())
 }
 
-fn main() -> AnyResult<()> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("compare: error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Parses the flags, runs the sections and prints the tables.
+fn run() -> AnyResult<()> {
     let args: Vec<String> = std::env::args().collect();
     let flag = |name: &str| {
         args.iter()
@@ -676,10 +684,14 @@ fn main() -> AnyResult<()> {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let threads: usize = flag("--threads")
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(1);
+    let threads = flag("--threads")
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("--threads expects a whole number, got `{s}`"))
+        })
+        .transpose()?;
+    // One thread unless asked, bounded like the lesson programs' --threads.
+    let threads = lessons::cli::thread_count(Some(threads.unwrap_or(1)), "--threads")?;
     let only = flag("--only").unwrap_or_else(|| "cnn,convs,bn,mlp,makemore".into());
     let torch = flag("--torch");
     let pool = rayon::ThreadPoolBuilder::new()

@@ -31,6 +31,15 @@
 //! `color_dim` heat map, the dead chart, the loss curve and a health report with
 //! verdicts; `<out>/summary.md` holds one row per run. The same `--seed` and
 //! `--threads` give the same numbers on every run (only the time column varies).
+//!
+//! The summary is rewritten (atomically) after every stage, so a run that is stopped
+//! leaves a true record of what finished. Ctrl-C or `SIGTERM` stops training at the
+//! next batch boundary: the interrupted stage writes its figures, the summary marks
+//! it `interrupted` and the stages after it `not run`, and the program exits with
+//! status 130. A stage that could not produce its outputs (an unwritable folder, a
+//! failing layer) is `FAILED` and makes the exit status 1; a stage whose loss became
+//! NaN is `diverged`, a result of the experiment, and leaves the status at 0. One run
+//! at a time may write into an output folder (see [`lessons::cli::OutputLock`]).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -41,6 +50,7 @@ use data::fashion_mnist::FashionMnist;
 use data::loader::{DataLoader, Normalize};
 use diagnostics::activations::ActivationConfig;
 use diagnostics::format::{format_number, Num};
+use lessons::cli::{self, interrupt, OutputLock, EXIT_INTERRUPTED};
 use lessons::models::{lesson_cnn, Activation, CnnConfig, Init, Norm};
 use lessons::watch::{fit_watched, write_run, WatchOptions, Watched};
 use lessons::Result;
@@ -58,7 +68,7 @@ static ALLOC: tensor::alloc::CacheAligned = tensor::alloc::CacheAligned;
 /// Replays fastai's "looking inside the model" lesson on Fashion-MNIST and writes the
 /// figures, health reports and a summary table.
 #[derive(Parser, Debug)]
-#[command(name = "diagnose", version, about, long_about = None)]
+#[command(name = "diagnose", version, about, long_about = None, after_help = EXIT_STATUS_HELP)]
 struct Args {
     /// Stages to run: `all`, or a comma-separated list of names or numbers
     /// (1 baseline, 2 kaiming, 3 general-relu, 4 lsuv, 5 batchnorm, 6 one-cycle,
@@ -79,8 +89,8 @@ struct Args {
     /// Seed of the initialisation and the shuffling.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Threads of the compute pool (default: all cores). Results are reproducible for
-    /// a given seed and thread count.
+    /// Threads of the compute pool (default: all cores; at most 4 per core). Results
+    /// are reproducible for a given seed and thread count.
     #[arg(long)]
     threads: Option<usize>,
     /// Directory holding the four Fashion-MNIST IDX files (otherwise: FASHION_MNIST_DIR,
@@ -142,17 +152,41 @@ fn default_lr(stage: &str) -> f64 {
 /// Validation batch size (validation needs no gradients: large batches are cheap).
 const VALID_BS: usize = 1024;
 
+/// What `--help` says about the exit status, after the flags.
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0    every stage produced its figures, report and summary row (a stage whose loss
+       became NaN is a result, `diverged` in the summary, and still counts)
+  1    a bad command line, unreadable data, or a stage that could not produce its
+       outputs (`FAILED` in the summary; the other stages still run)
+  130  interrupted by Ctrl-C or SIGTERM: the interrupted stage wrote what it had,
+       the summary marks it `interrupted` and the stages after it `not run`";
+
 fn main() {
-    if let Err(e) = run(Args::parse()) {
-        eprintln!("diagnose: error: {e}");
-        std::process::exit(1);
-    }
+    let code = match run(Args::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("diagnose: error: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// The stage names and numbers, for error messages.
+fn stage_list() -> String {
+    STAGES
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{} {s}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parses `--stages` into stage names, in the lesson's order.
 fn parse_stages(spec: &str) -> Result<Vec<&'static str>> {
     let spec = spec.trim();
-    if spec.is_empty() || spec.eq_ignore_ascii_case("all") {
+    if spec.eq_ignore_ascii_case("all") {
         return Ok(STAGES.to_vec());
     }
     let mut chosen = [false; STAGES.len()];
@@ -165,16 +199,18 @@ fn parse_stages(spec: &str) -> Result<Vec<&'static str>> {
                 .ok_or_else(|| {
                     format!(
                         "unknown stage `{part}` in --stages; use `all` or names/numbers from: {}",
-                        STAGES
-                            .iter()
-                            .enumerate()
-                            .map(|(i, s)| format!("{} {s}", i + 1))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        stage_list()
                     )
                 })?,
         };
         chosen[index] = true;
+    }
+    if !chosen.contains(&true) {
+        return Err(format!(
+            "--stages names no stage (got `{spec}`); use `all` or names/numbers from: {}",
+            stage_list()
+        )
+        .into());
     }
     Ok(STAGES
         .iter()
@@ -188,7 +224,40 @@ struct Ctx {
     args: Args,
     ds: FashionMnist,
     norm: Normalize,
+    /// The stages asked for, in order.
+    stages: Vec<&'static str>,
     rows: Vec<Row>,
+}
+
+/// How one run of a stage ended. Every kind but `Failed` is a result the summary
+/// reports; a `Failed` run makes the program's exit status 1.
+#[derive(Clone, Debug, PartialEq)]
+enum Status {
+    /// Trained as asked and wrote its outputs; the text, if any, is its result (the
+    /// LR finder's suggestion).
+    Ok(Option<String>),
+    /// A NaN or infinite loss stopped training; the outputs show what was recorded.
+    Diverged(String),
+    /// Ctrl-C or `SIGTERM` stopped training at a batch boundary; the outputs show
+    /// what finished.
+    Interrupted,
+    /// Not started: the run was interrupted before it.
+    NotRun,
+    /// The run could not produce its outputs; the text says why.
+    Failed(String),
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Ok(None) => f.write_str("ok"),
+            Status::Ok(Some(result)) => write!(f, "ok: {result}"),
+            Status::Diverged(why) => write!(f, "diverged: {why}"),
+            Status::Interrupted => f.write_str("interrupted"),
+            Status::NotRun => f.write_str("not run (interrupted before it)"),
+            Status::Failed(why) => write!(f, "FAILED: {why}"),
+        }
+    }
 }
 
 /// One line of the summary table.
@@ -201,11 +270,12 @@ struct Row {
     valid_acc: Option<f64>,
     dead: Vec<f64>,
     verdicts: usize,
-    status: String,
+    status: Status,
     seconds: f64,
 }
 
-fn run(args: Args) -> Result<()> {
+/// Runs the stages; returns the exit status (see [`EXIT_STATUS_HELP`]).
+fn run(args: Args) -> Result<i32> {
     if args.batch_size == 0 || args.epochs == 0 {
         return Err(format!(
             "--batch-size and --epochs must be at least 1, got {} and {}",
@@ -221,16 +291,13 @@ fn run(args: Args) -> Result<()> {
     if args.max_batches == Some(0) || args.small_batches == 0 {
         return Err("--max-batches and --small-batches must be at least 1".into());
     }
-    let threads = match args.threads {
-        Some(0) => return Err("--threads must be at least 1".into()),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .map_err(|e| format!("setting up {threads} compute threads: {e}"))?;
     let stages = parse_stages(&args.stages)?;
+    let threads = cli::init_thread_pool(args.threads, "--threads")?;
+    // The folder is ours before anything is read or written.
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("creating the output directory {}: {e}", args.out.display()))?;
+    let _lock = OutputLock::acquire(&args.out, "diagnose")?;
+    interrupt::install("diagnose")?;
     let loaded = if args.subset {
         FashionMnist::load_embedded()
     } else {
@@ -249,16 +316,20 @@ fn run(args: Args) -> Result<()> {
             ", at most {m} batches per phase"
         ))
     );
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("creating the output directory {}: {e}", args.out.display()))?;
     let norm = Normalize::fit(&ds.train.images)?;
     let mut ctx = Ctx {
         args,
         ds,
         norm,
+        stages: stages.clone(),
         rows: Vec::new(),
     };
-    for stage in stages {
+    let mut summary_error = None;
+    for (done, stage) in stages.into_iter().enumerate() {
+        if interrupt::requested() {
+            ctx.rows.push(Row::with_status(stage, Status::NotRun));
+            continue;
+        }
         println!("\n=== stage {stage} ===");
         let result = match stage {
             "baseline" => ctx.plain(stage, CnnConfig::default(), false, false, false),
@@ -296,19 +367,48 @@ fn run(args: Args) -> Result<()> {
             // A stage that cannot even start (e.g. an unwritable folder) is reported
             // and the others still run.
             eprintln!("stage {stage} failed: {e}");
-            ctx.rows.push(Row::failed(stage, e.to_string()));
+            ctx.rows
+                .push(Row::with_status(stage, Status::Failed(e.to_string())));
+        }
+        // A true record of what finished, should the run be stopped from here on.
+        if let Err(e) = ctx.write_summary(Some(done + 1)) {
+            eprintln!("{e}");
+            summary_error = Some(e.to_string());
         }
     }
-    let summary = ctx.summary();
+    let summary = ctx.summary(None);
     println!("\n{summary}");
-    let path = ctx.args.out.join("summary.md");
-    std::fs::write(&path, &summary).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    println!(
-        "wrote {} and the figures under {}",
-        path.display(),
-        ctx.args.out.display()
-    );
-    Ok(())
+    let written = ctx.write_summary(None);
+    let failed: Vec<&str> = ctx
+        .rows
+        .iter()
+        .filter(|r| matches!(r.status, Status::Failed(_)))
+        .map(|r| r.stage.as_str())
+        .collect();
+    match &written {
+        Ok(path) => println!(
+            "wrote {} and the figures under {}",
+            path.display(),
+            ctx.args.out.display()
+        ),
+        Err(e) => eprintln!("diagnose: error: {e}"),
+    }
+    if !failed.is_empty() {
+        eprintln!(
+            "diagnose: {} of {} runs failed to produce their outputs: {}",
+            failed.len(),
+            ctx.rows.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(if interrupt::requested() {
+        eprintln!("diagnose: interrupted; the summary records what finished");
+        EXIT_INTERRUPTED
+    } else if written.is_err() || summary_error.is_some() || !failed.is_empty() {
+        1
+    } else {
+        0
+    })
 }
 
 /// How the learning rates are chosen, for the header lines.
@@ -330,7 +430,8 @@ fn kaiming(activation: Activation, norm: Norm) -> CnnConfig {
 }
 
 impl Row {
-    fn failed(stage: &str, status: String) -> Self {
+    /// A row with no figures: a run that failed, was not run, or has only a status.
+    fn with_status(stage: &str, status: Status) -> Self {
         Row {
             stage: stage.to_string(),
             lr: "-".to_string(),
@@ -453,11 +554,15 @@ impl Ctx {
         let dir = self.args.out.join(stage);
         let (report, files) = write_run(&watched.log, &dir, title, 10)?;
         let status = match &watched.outcome {
-            Ok(r) if r.fit_cancelled() => "cancelled".to_string(),
-            Ok(_) => "ok".to_string(),
+            _ if watched.interrupted() => Status::Interrupted,
+            Ok(_) => Status::Ok(None),
             Err(e) => {
                 println!("training stopped: {e}");
-                format!("stopped: {e}")
+                if watched.diverged() {
+                    Status::Diverged(e.to_string())
+                } else {
+                    Status::Failed(format!("training stopped: {e}"))
+                }
             }
         };
         for v in &report.verdicts {
@@ -498,6 +603,10 @@ impl Ctx {
             Norm::RunningBatch,
         ] {
             let name = format!("norms-{}", norm.name());
+            if interrupt::requested() {
+                self.rows.push(Row::with_status(&name, Status::NotRun));
+                continue;
+            }
             let lr = self.lr("norms");
             println!("--- {name} (lr {lr}) ---");
             let run = (|| -> Result<()> {
@@ -512,7 +621,8 @@ impl Ctx {
             })();
             if let Err(e) = run {
                 eprintln!("{name} failed: {e}");
-                self.rows.push(Row::failed(&name, e.to_string()));
+                self.rows
+                    .push(Row::with_status(&name, Status::Failed(e.to_string())));
             }
         }
         Ok(())
@@ -569,13 +679,13 @@ impl Ctx {
             },
             path.display()
         );
-        let mut row = Row::failed(
+        let mut row = Row::with_status(
             "lr-find",
-            format!(
+            Status::Ok(Some(format!(
                 "suggested lr {} (min at {})",
                 Num(found.suggested_lr),
                 Num(found.lr_at_min)
-            ),
+            ))),
         );
         row.seconds = seconds;
         row.lr = format!("sweep {}..{}", Num(config.start_lr), Num(config.end_lr));
@@ -596,6 +706,10 @@ impl Ctx {
         ];
         let lr = self.lr("small-batch");
         for (name, norm, eps) in variants {
+            if interrupt::requested() {
+                self.rows.push(Row::with_status(name, Status::NotRun));
+                continue;
+            }
             println!("--- {name} (batch size 2, {cap} batches, lr {lr}) ---");
             let run = (|| -> Result<()> {
                 let cfg = kaiming(Activation::Relu, norm);
@@ -616,17 +730,49 @@ impl Ctx {
             })();
             if let Err(e) = run {
                 eprintln!("{name} failed: {e}");
-                self.rows.push(Row::failed(name, e.to_string()));
+                self.rows
+                    .push(Row::with_status(name, Status::Failed(e.to_string())));
             }
         }
         Ok(())
     }
 
-    /// The summary table and the lesson's explanations, as markdown.
-    fn summary(&self) -> String {
+    /// Writes `summary.md` atomically (see [`Ctx::summary`] for `stages_done`);
+    /// returns its path.
+    fn write_summary(&self, stages_done: Option<usize>) -> Result<PathBuf> {
+        let path = self.args.out.join("summary.md");
+        cli::write_atomic(&path, self.summary(stages_done).as_bytes())?;
+        Ok(path)
+    }
+
+    /// The summary table and the lesson's explanations, as markdown. With
+    /// `stages_done = Some(n)` the run is still going: the summary says which of the
+    /// stages asked for are still to run.
+    fn summary(&self, stages_done: Option<usize>) -> String {
         let mut md = String::new();
         let _ = writeln!(md, "# diagnose: summary\n");
         let _ = writeln!(md, "{}\n", self.ds.description());
+        let _ = writeln!(md, "stages asked for: {}\n", self.stages.join(", "));
+        match stages_done {
+            _ if interrupt::requested() => {
+                let _ = writeln!(
+                    md,
+                    "**Interrupted**: the run was stopped by a signal; the rows marked \
+                     `interrupted` and `not run` say where.\n"
+                );
+            }
+            Some(done) if done < self.stages.len() => {
+                let _ = writeln!(
+                    md,
+                    "**Run in progress** when this was written: {done} of {} stages finished; \
+                     still to run: {}. A run stopped from here on leaves this file as its \
+                     record.\n",
+                    self.stages.len(),
+                    self.stages[done..].join(", ")
+                );
+            }
+            _ => {}
+        }
         let _ = writeln!(
             md,
             "batch size {}, lr {}, {} epoch(s), seed {}{}\n",
@@ -666,11 +812,15 @@ impl Ctx {
                 f(r.valid_acc, 4),
                 dead,
                 r.verdicts,
-                r.status.replace('|', "/"),
+                r.status.to_string().replace('|', "/"),
                 r.seconds
             );
         }
-        if self.rows.iter().any(|r| r.status.starts_with("stopped")) {
+        if self
+            .rows
+            .iter()
+            .any(|r| matches!(r.status, Status::Diverged(_)))
+        {
             md.push_str(DIVERGED_NOTE);
         }
         if self.rows.iter().any(|r| r.stage.starts_with("norms-")) {
@@ -726,9 +876,9 @@ InstanceNorm is meant for style transfer, not classification.
 
 /// What a stage that stopped on a NaN loss means.
 const DIVERGED_NOTE: &str = "
-## Stages that stopped
+## Stages that diverged
 
-A stage whose status says `stopped` hit a NaN or infinite loss: its activations grew
+A stage whose status says `diverged` hit a NaN or infinite loss: its activations grew
 by many orders of magnitude within a few batches (see its health report and
 `activation_stds.png`, which name the first layer). A constant learning rate this high
 without a warm-up is too much for it; the lesson trains these nets with a warm-up

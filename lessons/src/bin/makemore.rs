@@ -19,6 +19,10 @@
 //! the final train/valid losses and sampled words, and writes into `--out` the
 //! saturation map, the tanh histograms, the update:data ratios, the loss curve and a
 //! health report.
+//!
+//! Ctrl-C or `SIGTERM` stops training after the current step: the program evaluates
+//! and writes its figures for the steps that finished, says where it stopped, and
+//! exits with status 130. One run at a time may write into an output folder.
 
 use std::path::PathBuf;
 
@@ -30,6 +34,7 @@ use diagnostics::gradients::{GradientConfig, GradientStats};
 use diagnostics::health::HealthConfig;
 use diagnostics::losses::LossLog;
 use diagnostics::TrainingLog;
+use lessons::cli::{self, interrupt, OutputLock, EXIT_INTERRUPTED};
 use lessons::Result;
 use nn::hooks::ModuleFilter;
 use nn::init::{normal_, seeded_rng, zeros_};
@@ -65,7 +70,7 @@ struct Args {
     /// Seed of the initialisation, the split, the batches and the samples.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Threads of the compute pool (default: all cores).
+    /// Threads of the compute pool (default: all cores; at most 4 per core).
     #[arg(long)]
     threads: Option<usize>,
     /// Output directory.
@@ -84,7 +89,7 @@ struct Args {
     #[arg(long)]
     deep: bool,
     /// Training step at which the per-layer histograms and the saturation map are
-    /// captured.
+    /// captured (below --steps).
     #[arg(long, default_value_t = 0)]
     snapshot_step: usize,
     /// Names to sample at the end.
@@ -105,11 +110,24 @@ const DEEP_LAYERS: usize = 5;
 /// Tanh's Kaiming gain.
 const TANH_GAIN: f64 = 5.0 / 3.0;
 
+/// The largest `--batch-size` accepted (a batch's activations grow with it).
+const MAX_BATCH: usize = 1 << 20;
+/// The most names `--samples` draws (they are kept and printed).
+const MAX_SAMPLES: usize = 10_000;
+
+/// Windows per forward pass of the final evaluation: the whole split in one batch
+/// would hold every activation of every window at once (hundreds of MB for names.txt).
+const EVAL_BATCH: usize = 4096;
+
 fn main() {
-    if let Err(e) = run(Args::parse()) {
-        eprintln!("makemore: error: {e}");
-        std::process::exit(1);
-    }
+    let code = match run(Args::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("makemore: error: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
 }
 
 /// The model and the path of the tanh whose saturation map is drawn.
@@ -189,17 +207,30 @@ fn batch(w: &ContextWindows, n: usize, rng: &mut StdRng) -> Result<(Tensor, Tens
     ))
 }
 
-/// Mean loss over every window, in evaluation mode.
+/// Mean loss over every window, in evaluation mode, [`EVAL_BATCH`] windows at a time
+/// (so memory does not grow with the split).
 fn evaluate(model: &Sequential, w: &ContextWindows) -> Result<f64> {
     if w.is_empty() {
         return Ok(f64::NAN);
     }
-    let (x, y) = w.to_tensors(&Device::Cpu)?;
     let _guard = no_grad();
     model.set_training(false);
-    let logits = model.forward(&Var::constant(x));
+    let total = (|| -> Result<f64> {
+        let mut total = 0.0;
+        for start in (0..w.len()).step_by(EVAL_BATCH) {
+            let n = EVAL_BATCH.min(w.len() - start);
+            let x = w.x()[start * BLOCK..(start + n) * BLOCK].to_vec();
+            let y = w.y()[start..start + n].to_vec();
+            let x = Tensor::from_vec(x, [n, BLOCK], &Device::Cpu)?;
+            let y = Tensor::from_vec(y, [n], &Device::Cpu)?;
+            let logits = model.forward(&Var::constant(x))?;
+            let mean: f64 = nn::loss::cross_entropy(&logits, &y)?.tensor().item()?;
+            total += mean * n as f64;
+        }
+        Ok(total)
+    })();
     model.set_training(true);
-    Ok(nn::loss::cross_entropy(&logits?, &y)?.tensor().item()?)
+    Ok(total? / w.len() as f64)
 }
 
 /// Samples one word, character by character, until the boundary symbol.
@@ -234,7 +265,9 @@ fn sample(model: &Sequential, vocab: &Vocab, rng: &mut StdRng) -> Result<String>
     Ok(vocab.decode(&out)?)
 }
 
-fn run(args: Args) -> Result<()> {
+/// Trains, evaluates and writes the figures; returns the exit status (0, or
+/// [`EXIT_INTERRUPTED`] after a Ctrl-C).
+fn run(args: Args) -> Result<i32> {
     if args.steps == 0 || args.batch_size == 0 {
         return Err(format!(
             "--steps and --batch-size must be at least 1, got {} and {}",
@@ -248,15 +281,24 @@ fn run(args: Args) -> Result<()> {
     if args.batchnorm && args.batch_size < 2 {
         return Err("--batchnorm needs --batch-size of at least 2".into());
     }
-    let threads = match args.threads {
-        Some(0) => return Err("--threads must be at least 1".into()),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .map_err(|e| format!("setting up {threads} compute threads: {e}"))?;
+    if args.batch_size > MAX_BATCH || args.samples > MAX_SAMPLES {
+        return Err(format!(
+            "--batch-size must be at most {MAX_BATCH} and --samples at most {MAX_SAMPLES}, got \
+             {} and {}",
+            args.batch_size, args.samples
+        )
+        .into());
+    }
+    if args.snapshot_step >= args.steps {
+        return Err(format!(
+            "--snapshot-step must be a training step, 0..={} for --steps {}, got {}",
+            args.steps - 1,
+            args.steps,
+            args.snapshot_step
+        )
+        .into());
+    }
+    cli::init_thread_pool(args.threads, "--threads")?;
 
     let list = WordList::read(&args.words)
         .map_err(|e| format!("reading the word list {}: {e}", args.words.display()))?;
@@ -277,6 +319,8 @@ fn run(args: Args) -> Result<()> {
     }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("creating the output directory {}: {e}", args.out.display()))?;
+    let _lock = OutputLock::acquire(&args.out, "makemore")?;
+    interrupt::install("makemore")?;
 
     let mut rng = seeded_rng(args.seed);
     let Built { model, tanh_path } = build(&args, vocab.len(), &mut rng)?;
@@ -335,7 +379,11 @@ fn run(args: Args) -> Result<()> {
     let decay_at = args.steps * 3 / 4;
     let report_every = (args.steps / 10).max(1);
     let start = std::time::Instant::now();
+    let mut steps_done = 0;
     for step in 0..args.steps {
+        if interrupt::requested() {
+            break;
+        }
         let lr = if step < decay_at {
             args.lr
         } else {
@@ -378,18 +426,27 @@ fn run(args: Args) -> Result<()> {
         loss.backward()?;
         grads.record_with_lr(step, lr)?;
         opt.step()?;
+        steps_done = step + 1;
         if step % report_every == 0 || step + 1 == args.steps {
             eprintln!("step {step:>7}/{}: loss {value:.4}", args.steps);
         }
+    }
+    let interrupted = steps_done < args.steps;
+    if interrupted {
+        println!(
+            "interrupted after {steps_done} of {} steps; evaluating and writing the figures \
+             of the steps that finished",
+            args.steps
+        );
     }
     let seconds = start.elapsed().as_secs_f64();
     stats.check()?;
     let train_loss = evaluate(&model, &train)?;
     let valid_loss = evaluate(&model, &valid)?;
-    losses.push_valid(args.steps, valid_loss);
+    losses.push_valid(steps_done, valid_loss);
     println!(
-        "after {} steps ({seconds:.1} s): train loss {train_loss:.4}, valid loss {valid_loss:.4}",
-        args.steps
+        "after {steps_done} steps ({seconds:.1} s): train loss {train_loss:.4}, valid loss \
+         {valid_loss:.4}"
     );
     let mut sample_rng = seeded_rng(args.seed.wrapping_add(1));
     let names = (0..args.samples)
@@ -451,5 +508,13 @@ fn run(args: Args) -> Result<()> {
         md.display(),
         args.out.display()
     );
-    Ok(())
+    Ok(if interrupted {
+        eprintln!(
+            "makemore: interrupted after {steps_done} of {} steps",
+            args.steps
+        );
+        EXIT_INTERRUPTED
+    } else {
+        0
+    })
 }

@@ -359,7 +359,8 @@ impl Module for RunningBatchNorm {
         let bs = input.dims()[0];
         // Per-channel view [N, C, S] and the reduced dims (0, 2).
         let (n, c) = (input.dims()[0], self.channels);
-        let s = input.tensor().elem_count() / (n * c);
+        // Values per channel and sample (0 for an empty batch or empty spatial dims).
+        let s = input.dims()[2..].iter().product::<usize>();
         let x = input.reshape([n, c, s])?;
         let _serial = self.update.lock().unwrap_or_else(|p| p.into_inner());
         let meta = self.meta.to_vec::<f64>()?;
@@ -370,6 +371,15 @@ impl Module for RunningBatchNorm {
                     "RunningBatchNorm",
                     format!(
                         "training needs a batch of at least 2, got {}",
+                        input.shape()
+                    ),
+                ));
+            }
+            if s == 0 {
+                return Err(config_error(
+                    "RunningBatchNorm",
+                    format!(
+                        "training needs at least one value per channel and sample, got {}",
                         input.shape()
                     ),
                 ));
