@@ -27,7 +27,11 @@ use crate::training_log::TrainingLog;
 
 /// Records everything the figures and the health report need while a learner trains:
 /// activation statistics of the modules `filter` chooses (every training batch by
-/// default), gradient statistics of the weights, and the losses.
+/// default), gradient statistics of the weights, and the losses. Each log keeps a
+/// bounded number of records (the activation config's
+/// [`capacity`](ActivationConfig::capacity) for the activations and the loss curves,
+/// the gradient config's for the gradients; see [`crate::bounded`]), so memory stays
+/// flat however many epochs are fitted.
 ///
 /// After the run, get it back with `learn.callback::<Diagnostics>()` and call
 /// [`log`](Diagnostics::log), then
@@ -93,12 +97,13 @@ impl Diagnostics {
     /// [`DiagError::InvalidConfig`](crate::error::DiagError::InvalidConfig) if
     /// `config` does not validate.
     pub fn new(filter: ModuleFilter, config: ActivationConfig) -> Result<Self> {
+        let losses = LossLog::with_capacity(config.capacity);
         Ok(Self {
             filter,
             activations: ActivationStats::new(config)?,
             gradient_config: None,
             gradients: None,
-            losses: LossLog::new(),
+            losses,
         })
     }
 

@@ -154,8 +154,9 @@ impl fmt::Display for AbortReason {
 #[derive(Clone, Debug)]
 struct Track {
     layer: String,
-    /// Records consumed from a log (for [`AbortRule::scan`]).
-    consumed: usize,
+    /// The last training call fed from a log (for [`AbortRule::scan`]): records are
+    /// recognised by their calls, not their positions, which folding changes.
+    seen: Option<usize>,
     warm: usize,
     var_sum: f64,
     /// Highest variance since the spike, with its call.
@@ -212,7 +213,7 @@ impl AbortRule {
             None => {
                 self.tracks.push(Track {
                     layer: layer.to_string(),
-                    consumed: 0,
+                    seen: None,
                     warm: 0,
                     var_sum: 0.0,
                     peak: None,
@@ -302,19 +303,29 @@ impl AbortRule {
     /// started for a new run ignores the previous runs' records).
     pub fn skip_existing(&mut self, log: &ActivationLog) {
         for layer in &log.layers {
-            self.track(&layer.path).consumed = layer.records.len();
+            let last = layer.records_of(Pass::Train).map(|r| r.last_call).max();
+            let track = self.track(&layer.path);
+            track.seen = track.seen.max(last);
         }
     }
 
-    /// Feeds the records of `log` not seen by earlier scans (call it after every
-    /// batch with the recorder's log).
+    /// Feeds the training records of `log` not seen by earlier scans (call it after
+    /// every batch with the recorder's log). Records are recognised by their calls, so
+    /// a log that folds its older records (see [`crate::bounded`]) is read correctly:
+    /// its newest record is always exact, and a record folded before a scan saw it is
+    /// fed as one record.
     pub fn scan(&mut self, log: &ActivationLog) -> Option<&AbortReason> {
         for layer in &log.layers {
-            let start = self.track(&layer.path).consumed;
-            for record in layer.records.iter().skip(start) {
+            let seen = self.track(&layer.path).seen;
+            let mut last = seen;
+            for record in layer
+                .records_of(Pass::Train)
+                .filter(|r| seen.is_none_or(|s| r.last_call > s))
+            {
+                last = last.max(Some(record.last_call));
                 self.observe_record(&layer.path, record);
             }
-            self.track(&layer.path).consumed = layer.records.len();
+            self.track(&layer.path).seen = last;
             if self.fired.is_some() {
                 break;
             }

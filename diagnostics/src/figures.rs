@@ -28,13 +28,13 @@ use plots::{
     Scale, Series, ValueFormat,
 };
 
-use crate::activations::{ActivationLog, ActivationRecord, Pass};
+use crate::activations::{ActivationLog, ActivationRecord, LayerActivations, Pass};
 use crate::error::Result;
 use crate::format::Num;
 use crate::gradients::GradientLog;
 use crate::health::thresholds::{BOUNDED_SLACK, DEAD_FRACTION, FINAL_STRETCH, SATURATED_FRACTION};
 use crate::histogram::fold_outliers;
-use crate::losses::LossLog;
+use crate::losses::{LossLog, LossPoint};
 use crate::training_log::TrainingLog;
 
 /// Size and formats of the figures.
@@ -171,43 +171,54 @@ pub fn dead_chart(log: &ActivationLog) -> Option<LinePlot> {
 
 /// fastai's `color_dim`: per layer, the histograms of the training batches as a heat
 /// map (batches across, bins up, log1p counts as colour). Values outside the range
-/// are drawn in the edge bins.
+/// are drawn in the edge bins. Columns are of equal width over the batches
+/// ([`LayerActivations::histogram_columns`](crate::activations::LayerActivations::histogram_columns)):
+/// in a long run whose records were folded, each column is the mean histogram of the
+/// batches it covers, and the axis still counts batches.
 pub fn color_dim(log: &ActivationLog) -> Option<HistogramHeatmap> {
     let spec = log.config.histogram;
+    let columns: Vec<_> = log
+        .layers
+        .iter()
+        .filter_map(|layer| {
+            layer
+                .histogram_columns(Pass::Train, log.config.every)
+                .map(|c| (layer, c))
+        })
+        .collect();
+    // One numbering for every panel: the widest columns, from the earliest call.
+    let width = columns.iter().map(|(_, c)| c.width).max()?;
+    let first = columns.iter().map(|(_, c)| c.first_call).min()?;
     let mut figure = HistogramHeatmap::new(
         "Activation histograms over training (log1p counts)",
         "training batch",
         spec.value_label(),
     )
-    .batch_numbering(0.0, log.config.every as f64);
-    let mut any = false;
-    for layer in &log.layers {
-        let histograms: Vec<Vec<u64>> = layer
-            .records_of(Pass::Train)
-            .map(|r| fold_outliers(&r.histogram, r.below, r.above))
-            .collect();
-        if !histograms.is_empty() {
-            any = true;
-            figure.push(HeatmapPanel::new(
-                layer.label(),
-                spec.lo,
-                spec.hi,
-                histograms,
-            ));
-        }
+    .batch_numbering((first - first % width) as f64, width as f64);
+    for (layer, c) in columns {
+        let c = if c.width == width && c.first_call == first - first % width {
+            c
+        } else {
+            // A layer recorded on finer columns (fewer records folded): re-read on the
+            // common ones.
+            layer
+                .histogram_columns_with(Pass::Train, width, first - first % width)
+                .unwrap_or(c)
+        };
+        figure.push(HeatmapPanel::new(
+            layer.label(),
+            spec.lo,
+            spec.hi,
+            c.histograms,
+        ));
     }
-    any.then_some(figure)
+    Some(figure)
 }
 
-/// The mean of `stat` over the last [`FINAL_STRETCH`] of a layer's training records.
-fn final_mean(records: &[&ActivationRecord], stat: impl Fn(&ActivationRecord) -> f64) -> f64 {
-    let n = records.len();
-    let tail = ((n as f64 * FINAL_STRETCH).ceil() as usize).clamp(1, n.max(1));
-    let values: Vec<f64> = records[n.saturating_sub(tail)..]
-        .iter()
-        .map(|r| stat(r))
-        .collect();
-    values.iter().sum::<f64>() / values.len() as f64
+/// The mean of `stat` over the last [`FINAL_STRETCH`] of a layer's training calls
+/// (records weighted by the calls they stand for).
+fn final_mean(layer: &LayerActivations, stat: impl Fn(&ActivationRecord) -> f64) -> f64 {
+    layer.final_mean(Pass::Train, FINAL_STRETCH, stat)
 }
 
 /// Near-zero fraction (`|x| < near_zero`, the measure of the health report's
@@ -224,13 +235,9 @@ pub fn dead_per_layer(log: &ActivationLog) -> Option<BarChart> {
     .guide(DEAD_FRACTION, "dead-unit warning");
     let mut any = false;
     for layer in &log.layers {
-        let records: Vec<&ActivationRecord> = layer
-            .records_of(Pass::Train)
-            .filter(|r| r.count > 0)
-            .collect();
-        if !records.is_empty() {
+        if layer.records_of(Pass::Train).any(|r| r.count > 0) {
             any = true;
-            chart.push(layer.label(), final_mean(&records, |r| r.near_zero));
+            chart.push(layer.label(), final_mean(layer, |r| r.near_zero));
         }
     }
     any.then_some(chart)
@@ -272,12 +279,8 @@ pub fn saturation_per_layer(log: &ActivationLog) -> Option<BarChart> {
                 value_label,
             );
             for layer in &bounded {
-                let records: Vec<&ActivationRecord> = layer
-                    .records_of(Pass::Train)
-                    .filter(|r| r.count > 0)
-                    .collect();
-                if !records.is_empty() {
-                    chart.push(layer.label(), final_mean(&records, |r| r.saturated));
+                if layer.records_of(Pass::Train).any(|r| r.count > 0) {
+                    chart.push(layer.label(), final_mean(layer, |r| r.saturated));
                 }
             }
             chart
@@ -385,7 +388,7 @@ pub fn grad_data(log: &GradientLog) -> Option<LinePlot> {
         any = true;
         plot.push(Series::new(
             p.label(),
-            p.records.iter().map(|r| (r.step as f64, r.grad_data)),
+            p.records.iter().map(|r| (r.x(), r.grad_data)),
         ));
     }
     any.then_some(plot)
@@ -406,18 +409,17 @@ pub fn update_data(log: &GradientLog) -> Option<LinePlot> {
             any = true;
             plot.push(Series::new(
                 p.label(),
-                p.records
-                    .iter()
-                    .map(|r| (r.step as f64, r.update_data_log10)),
+                p.records.iter().map(|r| (r.x(), r.update_data_log10)),
             ));
         }
     }
     any.then_some(plot)
 }
 
-/// Training loss per step, and validation loss (dashed) where recorded.
+/// Training loss per step, and validation loss (dashed) where recorded. A folded
+/// point (a long run) is the mean loss of its steps, at their middle.
 pub fn loss_curves(log: &LossLog) -> Option<LinePlot> {
-    let finite = |v: &[(usize, f64)]| v.iter().any(|(_, l)| l.is_finite());
+    let finite = |v: &[LossPoint]| v.iter().any(|p| p.loss.is_finite());
     if !finite(&log.train) && !finite(&log.valid) {
         return None;
     }
@@ -425,11 +427,11 @@ pub fn loss_curves(log: &LossLog) -> Option<LinePlot> {
     if !log.train.is_empty() {
         plot.push(Series::new(
             "train",
-            log.train.iter().map(|&(s, l)| (s as f64, l)),
+            log.train.iter().map(|p| (p.x(), p.loss)),
         ));
     }
     if !log.valid.is_empty() {
-        plot.push(Series::new("valid", log.valid.iter().map(|&(s, l)| (s as f64, l))).dashed());
+        plot.push(Series::new("valid", log.valid.iter().map(|p| (p.x(), p.loss))).dashed());
     }
     Some(plot)
 }
@@ -515,8 +517,22 @@ mod tests {
                 ActivationRecord::from_stats(i, Pass::Train, &s, &cfg)
             })
             .collect();
-        let refs: Vec<&ActivationRecord> = records.iter().collect();
+        let mut layer = LayerActivations {
+            path: "0".into(),
+            kind: "ReLU".into(),
+            records,
+            first_non_finite: None,
+        };
         // The last quarter of 8 records is records 6 and 7.
-        assert_eq!(final_mean(&refs, |r| r.mean), 6.5);
+        assert_eq!(final_mean(&layer, |r| r.mean), 6.5);
+        // Records 0..=5 folded into one: it stands for 6 of the 8 calls, so the last
+        // quarter is still records 6 and 7.
+        let mut folded = layer.records[0].clone();
+        for r in &layer.records[1..6] {
+            folded.merge(r);
+        }
+        let tail = layer.records.split_off(6);
+        layer.records = std::iter::once(folded).chain(tail).collect();
+        assert_eq!(final_mean(&layer, |r| r.mean), 6.5);
     }
 }

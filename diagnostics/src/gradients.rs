@@ -15,6 +15,9 @@
 //! Record after `backward` and before the optimiser's step (the gradient is complete
 //! and the data is what the step will change). Each tensor is read once by the fused
 //! statistics kernel; nothing is copied.
+//!
+//! Each parameter keeps at most [`GradientConfig::capacity`] records, older ones
+//! folded together beyond it (see [`crate::bounded`]).
 
 use autograd::Var;
 use kernels::cpu::stats::{Stats, StatsConfig};
@@ -22,6 +25,12 @@ use nn::module::named_parameters_of;
 use nn::optim::Optimizer;
 use nn::Module;
 
+use std::ops::RangeInclusive;
+
+use crate::bounded::{
+    combine_moments, fold_to_capacity, mean_of_defined, min_capacity, Fold, Sequence,
+    DEFAULT_CAPACITY,
+};
 use crate::error::{DiagError, Result};
 use crate::histogram::HistogramSpec;
 use crate::tensor_stats::tensor_stats;
@@ -39,16 +48,23 @@ pub struct GradientConfig {
     pub histogram_at: Option<usize>,
     /// Bins of those histograms (symmetric over `±max|g|` of each parameter).
     pub histogram_bins: usize,
+    /// Records kept per parameter (default
+    /// [`DEFAULT_CAPACITY`](crate::bounded::DEFAULT_CAPACITY)): beyond it older
+    /// records are folded together, the first, the last and the `histogram_at` step
+    /// staying exact (see [`crate::bounded`]). `usize::MAX` keeps every record.
+    pub capacity: usize,
 }
 
 impl Default for GradientConfig {
-    /// Every step, weights only, a 100-bin histogram at step 0.
+    /// Every step, weights only, a 100-bin histogram at step 0, at most
+    /// [`DEFAULT_CAPACITY`] records per parameter.
     fn default() -> Self {
         Self {
             every: 1,
             weights_only: true,
             histogram_at: Some(0),
             histogram_bins: 100,
+            capacity: DEFAULT_CAPACITY,
         }
     }
 }
@@ -64,21 +80,42 @@ impl GradientConfig {
                 "must be at least 1",
             ));
         }
+        let least = min_capacity(usize::from(self.histogram_at.is_some()));
+        if self.capacity < least {
+            return Err(DiagError::config(
+                "GradientConfig",
+                "capacity",
+                self.capacity,
+                format!("must be at least {least}"),
+            ));
+        }
         HistogramSpec::signed(self.histogram_bins, -1.0, 1.0).validate("GradientConfig")
     }
 }
 
-/// One parameter's gradient at one step.
+/// One parameter's gradient at one step, or at the recorded steps
+/// `step..=last_step` folded together (see [`crate::bounded`]).
+///
+/// A folded record's means and stds are those of the union of the steps' values (each
+/// step weighted alike: the parameter has the same number of elements at every step);
+/// its learning rate and ratios are the mean of the per-step ones, leaving out steps
+/// where they are undefined.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GradientRecord {
-    /// The step it was recorded at.
+    /// The step it was recorded at; the first step covered by a folded record.
     pub step: usize,
+    /// The last step covered: `step` for an exact record.
+    pub last_step: usize,
+    /// How many recorded steps this record stands for: 1 for an exact record.
+    pub merged: u64,
     /// The learning rate of the parameter's group (NaN when unknown).
     pub lr: f64,
     /// Mean of the gradient.
     pub grad_mean: f64,
     /// Standard deviation of the gradient.
     pub grad_std: f64,
+    /// Mean of the parameter's values.
+    pub data_mean: f64,
     /// Standard deviation of the parameter's values.
     pub data_std: f64,
     /// `grad_std / data_std` (NaN when `data_std` is 0).
@@ -87,6 +124,58 @@ pub struct GradientRecord {
     pub update_data_log10: f64,
     /// NaN and infinite gradient values.
     pub non_finite: u64,
+}
+
+impl GradientRecord {
+    /// Whether this record stands for more than one recorded step.
+    pub fn is_folded(&self) -> bool {
+        self.merged > 1
+    }
+
+    /// The steps covered: `step..=last_step`.
+    pub fn steps(&self) -> RangeInclusive<usize> {
+        self.step..=self.last_step
+    }
+
+    /// Where the record goes on a figure's step axis: the middle of its steps.
+    pub fn x(&self) -> f64 {
+        0.5 * (self.step as f64 + self.last_step as f64)
+    }
+
+    /// Merges `later` (a record of the same parameter, of later steps) into this one.
+    pub fn merge(&mut self, later: &GradientRecord) {
+        let (na, nb) = (self.merged, later.merged);
+        let (fa, fb) = (na as f64, nb as f64);
+        (self.grad_mean, self.grad_std) = combine_moments(
+            (fa, self.grad_mean, self.grad_std),
+            (fb, later.grad_mean, later.grad_std),
+        );
+        (self.data_mean, self.data_std) = combine_moments(
+            (fa, self.data_mean, self.data_std),
+            (fb, later.data_mean, later.data_std),
+        );
+        self.lr = mean_of_defined(self.lr, na, later.lr, nb);
+        self.grad_data = mean_of_defined(self.grad_data, na, later.grad_data, nb);
+        self.update_data_log10 =
+            mean_of_defined(self.update_data_log10, na, later.update_data_log10, nb);
+        self.non_finite += later.non_finite;
+        self.merged += later.merged;
+        self.last_step = self.last_step.max(later.last_step);
+    }
+}
+
+impl Fold for GradientRecord {
+    fn first_index(&self) -> usize {
+        self.step
+    }
+
+    fn last_index(&self) -> usize {
+        self.last_step
+    }
+
+    fn absorb(&mut self, later: &Self) {
+        self.merge(later);
+    }
 }
 
 /// A histogram of one parameter's gradient at one step.
@@ -109,10 +198,14 @@ pub struct ParamGradients {
     pub name: String,
     /// Shape of the parameter.
     pub shape: Vec<usize>,
-    /// One record per recorded step at which the parameter had a gradient.
+    /// One record per recorded step at which the parameter had a gradient, at most
+    /// [`GradientConfig::capacity`] of them (older ones folded together).
     pub records: Vec<GradientRecord>,
     /// The histogram captured at [`GradientConfig::histogram_at`].
     pub histogram: Option<GradientHistogram>,
+    /// The first recorded step whose gradient had NaN or infinite values (exact
+    /// whatever the folding).
+    pub first_non_finite: Option<usize>,
 }
 
 impl ParamGradients {
@@ -140,15 +233,16 @@ impl GradientLog {
         self.params.iter().all(|p| p.records.is_empty())
     }
 
-    /// The first recorded `(step, parameter)` whose gradient had NaN or infinities.
+    /// The first recorded `(step, parameter)` whose gradient had NaN or infinities
+    /// (from [`ParamGradients::first_non_finite`], or for a log built by hand, the
+    /// first record with non-finite values).
     pub fn first_non_finite(&self) -> Option<(usize, &str)> {
         self.params
             .iter()
             .filter_map(|p| {
-                p.records
-                    .iter()
-                    .find(|r| r.non_finite > 0)
-                    .map(|r| (r.step, p.name.as_str()))
+                p.first_non_finite
+                    .or_else(|| p.records.iter().find(|r| r.non_finite > 0).map(|r| r.step))
+                    .map(|step| (step, p.name.as_str()))
             })
             .min_by_key(|(step, _)| *step)
     }
@@ -182,6 +276,8 @@ pub struct GradientStats {
     config: GradientConfig,
     watched: Vec<Var>,
     log: GradientLog,
+    /// Folding state of each parameter's records.
+    sequences: Vec<Sequence>,
 }
 
 impl GradientStats {
@@ -203,6 +299,7 @@ impl GradientStats {
                     shape: v.dims().to_vec(),
                     records: Vec::new(),
                     histogram: None,
+                    first_non_finite: None,
                 };
                 (v, entry)
             })
@@ -217,6 +314,7 @@ impl GradientStats {
         }
         Ok(Self {
             config,
+            sequences: vec![Sequence::new(config.every); watched.len()],
             watched,
             log: GradientLog { params: entries },
         })
@@ -278,7 +376,13 @@ impl GradientStats {
             abs: false,
         };
         let mut recorded = 0;
-        for (var, entry) in self.watched.iter().zip(&mut self.log.params) {
+        let (capacity, kept) = (self.config.capacity, self.config.histogram_at);
+        for ((var, entry), sequence) in self
+            .watched
+            .iter()
+            .zip(&mut self.log.params)
+            .zip(&mut self.sequences)
+        {
             let Some(grad) = var.grad() else { continue };
             let g = tensor_stats(&grad, &moments, &format!("gradient of {}", entry.name))?;
             let w = tensor_stats(var.tensor(), &moments, &format!("values of {}", entry.name))?;
@@ -305,7 +409,20 @@ impl GradientStats {
                     record: record.clone(),
                 });
             }
+            if record.non_finite > 0 && entry.first_non_finite.is_none() {
+                entry.first_non_finite = Some(step);
+            }
             entry.records.push(record);
+            sequence.len += 1;
+            if sequence.len > capacity {
+                fold_to_capacity(
+                    &mut entry.records,
+                    sequence,
+                    capacity,
+                    |_| true,
+                    |r| !r.is_folded() && Some(r.step) == kept,
+                );
+            }
             recorded += 1;
         }
         Ok(recorded)
@@ -331,9 +448,12 @@ fn make_record(step: usize, lr: f64, g: &Stats, w: &Stats) -> GradientRecord {
     };
     GradientRecord {
         step,
+        last_step: step,
+        merged: 1,
         lr,
         grad_mean: g.mean(),
         grad_std,
+        data_mean: w.mean(),
         data_std,
         grad_data,
         update_data_log10: (lr * grad_data).log10(),

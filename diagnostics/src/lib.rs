@@ -14,6 +14,9 @@
 //!   [`TrainingLog::write_all_plots`].
 //! - [`health`]: the [`HealthReport`](health::HealthReport), verdicts per layer with
 //!   the figure that triggered them and the usual remedy, as a struct and markdown.
+//! - [`bounded`]: how every per-step log keeps a bounded number of records (older
+//!   ones folded together, the first, last and snapshot records exact), so memory
+//!   stays flat however long the run.
 //! - [`format`](mod@format): how every report writes numbers (scientific notation outside
 //!   `[1e-3, 1e5)`).
 //! - [`early_abort`]: the rule that stops a run whose activation variance spikes and
@@ -80,6 +83,7 @@
 
 pub mod activations;
 mod atomic;
+pub mod bounded;
 #[cfg(feature = "learner")]
 pub mod callbacks;
 pub mod early_abort;

@@ -35,12 +35,12 @@ fn diagnostics_records_every_batch_gradient_and_loss_of_a_fit() -> TestResult {
         acts.snapshot.as_ref().map(|s| (s.call, s.layers.len())),
         Some((3, 6))
     );
-    let steps: Vec<usize> = log.losses.train.iter().map(|&(s, _)| s).collect();
+    let steps: Vec<usize> = log.losses.train.iter().map(|p| p.step).collect();
     assert_eq!(steps, (0..40).collect::<Vec<_>>());
-    let valid: Vec<usize> = log.losses.valid.iter().map(|&(s, _)| s).collect();
+    let valid: Vec<usize> = log.losses.valid.iter().map(|p| p.step).collect();
     assert_eq!(valid, [20, 40]);
     let report_loss = learn.report.rows[1].valid.ok_or("no valid row")?.loss;
-    assert!((log.losses.valid[1].1 - report_loss).abs() < 1e-9);
+    assert!((log.losses.valid[1].loss - report_loss).abs() < 1e-9);
     let grads = log.gradients.as_ref().ok_or("no gradients")?;
     assert_eq!(grads.params.len(), 5);
     assert!(grads

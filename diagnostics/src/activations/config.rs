@@ -1,6 +1,7 @@
 //! [`ActivationConfig`]: what [`ActivationStats`](super::ActivationStats) records, how
 //! often, on which passes, and which one-off captures it takes.
 
+use crate::bounded::{min_capacity, DEFAULT_CAPACITY};
 use crate::error::{DiagError, Result};
 use crate::histogram::HistogramSpec;
 
@@ -139,6 +140,15 @@ pub struct ActivationConfig {
     pub snapshot: Option<SnapshotSpec>,
     /// Optional saturation map of one layer at one training call.
     pub saturation_map: Option<SaturationMapSpec>,
+    /// Records kept per layer and pass (default
+    /// [`DEFAULT_CAPACITY`](crate::bounded::DEFAULT_CAPACITY)): beyond it older records
+    /// are folded together, so memory stays flat however long the run (see
+    /// [`crate::bounded`]). `usize::MAX` keeps every record.
+    pub capacity: usize,
+    /// Training calls whose records are kept exact whatever the folding, besides the
+    /// first, the last, the snapshot call and the saturation-map call (which always
+    /// are). A call off the cadence ([`every`](Self::every)) has no record to keep.
+    pub keep_exact: Vec<usize>,
 }
 
 /// Default of [`ActivationConfig::near_zero`].
@@ -171,6 +181,8 @@ impl ActivationConfig {
             sample_examples: None,
             snapshot: None,
             saturation_map: None,
+            capacity: DEFAULT_CAPACITY,
+            keep_exact: Vec::new(),
         }
     }
 
@@ -247,11 +259,55 @@ impl ActivationConfig {
         self
     }
 
+    /// Keeps at most `records` records per layer and pass, folding older ones
+    /// together beyond (see [`ActivationConfig::capacity`]).
+    pub fn capacity(mut self, records: usize) -> Self {
+        self.capacity = records;
+        self
+    }
+
+    /// Keeps the record of training call `call` exact (see
+    /// [`ActivationConfig::keep_exact`]).
+    pub fn keep_exact(mut self, call: usize) -> Self {
+        if !self.keep_exact.contains(&call) {
+            self.keep_exact.push(call);
+        }
+        self
+    }
+
+    /// Whether the training record of `call` is kept exact: a
+    /// [`keep_exact`](Self::keep_exact) call, the snapshot call or the saturation-map
+    /// call.
+    pub fn keeps(&self, call: usize) -> bool {
+        self.keep_exact.contains(&call)
+            || self.snapshot.is_some_and(|s| s.call == call)
+            || self.saturation_map.as_ref().is_some_and(|m| m.call == call)
+    }
+
+    /// The distinct training calls kept exact besides the first and the last.
+    fn kept_calls(&self) -> usize {
+        let mut calls: Vec<usize> = self.keep_exact.clone();
+        calls.extend(self.snapshot.map(|s| s.call));
+        calls.extend(self.saturation_map.as_ref().map(|m| m.call));
+        calls.sort_unstable();
+        calls.dedup();
+        calls.len()
+    }
+
     /// Checks every value; the error names the field and the value.
     pub fn validate(&self) -> Result<()> {
         const CFG: &str = "ActivationConfig";
         if self.every == 0 {
             return Err(DiagError::config(CFG, "every", 0, "must be at least 1"));
+        }
+        let least = min_capacity(self.kept_calls());
+        if self.capacity < least {
+            return Err(DiagError::config(
+                CFG,
+                "capacity",
+                self.capacity,
+                format!("must be at least {least} (the first, last and kept records never fold)"),
+            ));
         }
         self.histogram.validate(CFG)?;
         if self.sample_examples == Some(0) {
@@ -376,6 +432,26 @@ mod tests {
             bins: SnapshotBins::Fit { bins: 0 },
         });
         assert!(cfg.validate().unwrap_err().to_string().contains("bins = 0"));
+    }
+
+    #[test]
+    fn capacity_leaves_room_for_the_kept_records() {
+        assert_eq!(ActivationConfig::relu().capacity, DEFAULT_CAPACITY);
+        let e = ActivationConfig::relu().capacity(8).validate().unwrap_err();
+        assert!(
+            e.to_string().contains("capacity = 8: must be at least 16"),
+            "{e}"
+        );
+        let mut cfg = ActivationConfig::relu().capacity(16);
+        for call in 0..7 {
+            cfg = cfg.keep_exact(call).keep_exact(call);
+        }
+        assert_eq!(cfg.keep_exact.len(), 7);
+        assert!(cfg.keeps(6) && !cfg.keeps(7));
+        assert!(cfg.clone().capacity(18).validate().is_err());
+        assert!(cfg.clone().capacity(19).snapshot_at(3).validate().is_ok());
+        assert!(cfg.clone().capacity(20).snapshot_at(10).validate().is_err());
+        assert!(cfg.capacity(21).snapshot_at(10).validate().is_ok());
     }
 
     #[test]

@@ -1,21 +1,34 @@
 //! What [`ActivationStats`](super::ActivationStats) has recorded, as plain data:
-//! one [`ActivationRecord`] per watched module and recorded call, gathered in an
+//! one [`ActivationRecord`] per watched module and recorded call (or, in a long run,
+//! per range of calls folded together: see [`crate::bounded`]), gathered in an
 //! [`ActivationLog`] that plots and the health report read.
 
+use std::ops::RangeInclusive;
+
 use kernels::cpu::stats::Stats;
+
+use crate::bounded::{combine_moments, last_part_by_weight, weighted, weighted_mean, Fold};
+use crate::histogram::fold_outliers;
 
 use super::capture::{SaturationMap, Snapshot};
 use super::config::{ActivationConfig, Pass};
 
-/// The statistics of one module's output on one recorded forward call.
+/// The statistics of one module's output on one recorded forward call, or on the
+/// recorded calls `call..=last_call` folded together (see [`crate::bounded`]: a
+/// folded record holds the statistics of the union of their values).
 ///
 /// Fractions are of the finite values; statistics of a record without finite values
 /// are NaN.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActivationRecord {
     /// Index of the forward call within its pass (0 = the module's first training
-    /// call). With a learner, the training call index is the training step.
+    /// call); the first call covered by a folded record. With a learner, the training
+    /// call index is the training step.
     pub call: usize,
+    /// The last call covered: `call` for an exact record.
+    pub last_call: usize,
+    /// How many recorded calls this record stands for: 1 for an exact record.
+    pub merged: u64,
     /// The pass the call belonged to.
     pub pass: Pass,
     /// Position of this record among all the records of its recorder, in time (0 for
@@ -31,6 +44,10 @@ pub struct ActivationRecord {
     pub mean: f64,
     /// Population standard deviation of the finite values.
     pub std: f64,
+    /// The highest std of the recorded calls covered (`std` for an exact record).
+    pub peak_std: f64,
+    /// The call of `peak_std`.
+    pub peak_call: usize,
     /// Smallest finite value.
     pub min: f64,
     /// Largest finite value.
@@ -59,14 +76,19 @@ impl ActivationRecord {
             // `below` is empty for |x| from 0, so every finite value is in the bins or above.
             low as f64 / count as f64
         });
+        let std = stats.std();
         Self {
             call,
+            last_call: call,
+            merged: 1,
             pass,
             order: 0,
             count,
             non_finite: stats.non_finite(),
             mean: stats.mean(),
-            std: stats.std(),
+            std,
+            peak_std: std,
+            peak_call: call,
             min: stats.min().unwrap_or(f64::NAN),
             max: stats.max().unwrap_or(f64::NAN),
             near_zero: stats.near_zero_fraction(),
@@ -93,6 +115,83 @@ impl ActivationRecord {
     pub fn max_abs(&self) -> f64 {
         self.min.abs().max(self.max.abs())
     }
+
+    /// Whether this record stands for more than one recorded call.
+    pub fn is_folded(&self) -> bool {
+        self.merged > 1
+    }
+
+    /// The calls covered: `call..=last_call`.
+    pub fn calls(&self) -> RangeInclusive<usize> {
+        self.call..=self.last_call
+    }
+
+    /// Where the record goes on a figure's call axis: the middle of the calls it
+    /// covers (`call` for an exact record).
+    pub fn x(&self) -> f64 {
+        0.5 * (self.call as f64 + self.last_call as f64)
+    }
+
+    /// Merges `later` (a record of the same layer and pass, of later calls) into this
+    /// one: the statistics of the union of their values (see [`crate::bounded`]).
+    pub fn merge(&mut self, later: &ActivationRecord) {
+        let (na, nb) = (self.count as f64, later.count as f64);
+        let (mean, std) = combine_moments((na, self.mean, self.std), (nb, later.mean, later.std));
+        self.near_zero = weighted(self.near_zero, na, later.near_zero, nb);
+        self.saturated = weighted(self.saturated, na, later.saturated, nb);
+        self.low_bins = match (self.low_bins, later.low_bins) {
+            (Some(a), Some(b)) => Some(weighted(a, na, b, nb)),
+            (a, b) => a.or(b),
+        };
+        self.mean = mean;
+        self.std = std;
+        // NaN-ignoring extremes: a side without finite values has NaN min and max.
+        self.min = self.min.min(later.min);
+        self.max = self.max.max(later.max);
+        if later.peak_std > self.peak_std || self.peak_std.is_nan() {
+            self.peak_std = later.peak_std;
+            self.peak_call = later.peak_call;
+        }
+        if self.histogram.len() == later.histogram.len() {
+            for (a, b) in self.histogram.iter_mut().zip(&later.histogram) {
+                *a += b;
+            }
+        }
+        self.below += later.below;
+        self.above += later.above;
+        self.count += later.count;
+        self.non_finite += later.non_finite;
+        self.merged += later.merged;
+        self.last_call = self.last_call.max(later.last_call);
+    }
+}
+
+impl Fold for ActivationRecord {
+    fn first_index(&self) -> usize {
+        self.call
+    }
+
+    fn last_index(&self) -> usize {
+        self.last_call
+    }
+
+    fn absorb(&mut self, later: &Self) {
+        self.merge(later);
+    }
+}
+
+/// A layer's histograms on columns of equal width over the calls (see
+/// [`LayerActivations::histogram_columns`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramColumns {
+    /// The first call of the first column.
+    pub first_call: usize,
+    /// Calls per column.
+    pub width: usize,
+    /// Per column, the mean histogram of one recorded call (counts rounded, a
+    /// non-zero mean kept at 1 or more), values outside the range counted in the edge
+    /// bins; zeros for a column without records.
+    pub histograms: Vec<Vec<u64>>,
 }
 
 /// Where a NaN or infinity first appeared.
@@ -156,11 +255,116 @@ impl LayerActivations {
                 .all(|r| r.count == 0 || r.max_abs() <= 1.0 + slack)
     }
 
-    /// `(call, value)` of one statistic over the records of `pass`, for plotting.
+    /// `(call, value)` of one statistic over the records of `pass`, for plotting; a
+    /// folded record is placed at the middle of its calls ([`ActivationRecord::x`]).
     pub fn series(&self, pass: Pass, stat: impl Fn(&ActivationRecord) -> f64) -> Vec<(f64, f64)> {
-        self.records_of(pass)
-            .map(|r| (r.call as f64, stat(r)))
-            .collect()
+        self.records_of(pass).map(|r| (r.x(), stat(r))).collect()
+    }
+
+    /// How many recorded calls of `pass` the records stand for (the number of records
+    /// when none is folded).
+    pub fn recorded_calls(&self, pass: Pass) -> u64 {
+        self.records_of(pass).map(|r| r.merged).sum()
+    }
+
+    /// The mean of `stat` over the last `fraction` of the recorded calls of `pass`
+    /// that had finite values (at least one record), each record weighted by the calls
+    /// it stands for: with exact records, the mean over the last
+    /// `ceil(n * fraction)` records. NaN without such records.
+    pub fn final_mean(
+        &self,
+        pass: Pass,
+        fraction: f64,
+        stat: impl Fn(&ActivationRecord) -> f64,
+    ) -> f64 {
+        let records: Vec<&ActivationRecord> =
+            self.records_of(pass).filter(|r| r.count > 0).collect();
+        let tail = last_part_by_weight(&records, fraction, |r| r.merged);
+        weighted_mean(tail.iter().map(|r| (stat(r), r.merged)))
+    }
+
+    /// The histograms of `pass` on columns of equal width (for fastai's `color_dim`
+    /// heat map): `width` is the smallest multiple of `every` times a power of two that
+    /// holds each record in one aligned column, so column `k` covers calls
+    /// `first_call + k * width ..` whether its records are exact or folded. `None`
+    /// without records.
+    pub fn histogram_columns(&self, pass: Pass, every: usize) -> Option<HistogramColumns> {
+        let records: Vec<&ActivationRecord> = self
+            .records_of(pass)
+            .filter(|r| !r.histogram.is_empty())
+            .collect();
+        let first = records.first()?;
+        let last_call = records
+            .iter()
+            .map(|r| r.last_call)
+            .max()
+            .unwrap_or(first.call);
+        let mut width = every.max(1);
+        // Aligned columns holding each record whole, and not many more columns than
+        // records (a gap in the calls would otherwise make a very wide figure).
+        while width < usize::MAX / 2
+            && (records
+                .iter()
+                .any(|r| r.call / width != r.last_call / width)
+                || (last_call / width - first.call / width) / 4 > records.len())
+        {
+            width *= 2;
+        }
+        self.histogram_columns_with(pass, width, first.call - first.call % width)
+    }
+
+    /// The histograms of `pass` on columns of `width` calls from `first_call` (see
+    /// [`histogram_columns`](Self::histogram_columns)): a record goes to the column of
+    /// its first call. `None` without records at or after `first_call`, or for a
+    /// `width` of 0.
+    pub fn histogram_columns_with(
+        &self,
+        pass: Pass,
+        width: usize,
+        first_call: usize,
+    ) -> Option<HistogramColumns> {
+        if width == 0 {
+            return None;
+        }
+        let records: Vec<&ActivationRecord> = self
+            .records_of(pass)
+            .filter(|r| !r.histogram.is_empty() && r.call >= first_call)
+            .collect();
+        let bins = records.first()?.histogram.len();
+        let last_call = records.iter().map(|r| r.call).max()?;
+        let columns = (last_call - first_call) / width + 1;
+        let mut sums = vec![(vec![0u64; bins], 0u64); columns];
+        for r in &records {
+            let (sum, calls) = &mut sums[(r.call - first_call) / width];
+            if r.histogram.len() == bins {
+                for (s, c) in sum
+                    .iter_mut()
+                    .zip(fold_outliers(&r.histogram, r.below, r.above))
+                {
+                    *s += c;
+                }
+                *calls += r.merged;
+            }
+        }
+        let histograms = sums
+            .into_iter()
+            .map(|(sum, calls)| {
+                sum.into_iter()
+                    .map(|c| {
+                        if calls <= 1 || c == 0 {
+                            c
+                        } else {
+                            ((c + calls / 2) / calls).max(1)
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Some(HistogramColumns {
+            first_call,
+            width,
+            histograms,
+        })
     }
 }
 

@@ -17,5 +17,8 @@ pub use config::{
     ActivationConfig, Pass, Phases, SaturationMapSpec, SnapshotBins, SnapshotSpec, DEAD_BINS,
     NEAR_ZERO, SATURATION, SATURATION_MAP_ROWS, SATURATION_MAP_THRESHOLD,
 };
-pub use log::{ActivationLog, ActivationRecord, HookFailure, LayerActivations, NonFiniteEvent};
+pub use log::{
+    ActivationLog, ActivationRecord, HistogramColumns, HookFailure, LayerActivations,
+    NonFiniteEvent,
+};
 pub use recorder::{ActivationReader, ActivationStats};

@@ -8,6 +8,7 @@ use nn::module::named_modules_of;
 use nn::Module;
 use tensor::Tensor;
 
+use crate::bounded::{fold_to_capacity, Sequence};
 use crate::error::{name_list, DiagError, Result};
 use crate::histogram::HistogramSpec;
 use crate::tensor_stats::tensor_stats_named;
@@ -21,6 +22,8 @@ struct Store {
     log: ActivationLog,
     /// Calls seen per layer, `[train, valid]`.
     calls: Vec<[usize; 2]>,
+    /// Folding state of each layer's records, `[train, valid]`.
+    sequences: Vec<[Sequence; 2]>,
     /// Set by a training loop that knows the pass; otherwise inferred per call.
     pass_override: Option<Pass>,
     /// The `order` of the next record.
@@ -40,6 +43,8 @@ impl Store {
             first_non_finite: None,
         });
         self.calls.push([0, 0]);
+        self.sequences
+            .push([Sequence::new(self.log.config.every); 2]);
         self.log.layers.len() - 1
     }
 
@@ -177,6 +182,7 @@ impl Store {
         }
 
         if due.record {
+            let config = &self.log.config;
             let layer_log = &mut self.log.layers[layer];
             if record.non_finite > 0 {
                 if layer_log.first_non_finite.is_none() {
@@ -193,6 +199,17 @@ impl Store {
             }
             layer_log.records.push(record);
             self.next_order += 1;
+            let sequence = &mut self.sequences[layer][usize::from(pass == Pass::Valid)];
+            sequence.len += 1;
+            if sequence.len > config.capacity {
+                fold_to_capacity(
+                    &mut layer_log.records,
+                    sequence,
+                    config.capacity,
+                    |r| r.pass == pass,
+                    |r| r.pass == Pass::Train && !r.is_folded() && config.keeps(r.call),
+                );
+            }
         }
         Ok(())
     }
@@ -240,6 +257,11 @@ impl ForwardHook for LayerHook {
 /// copy, so watching every layer of a CNN costs a few percent of a training step (see
 /// the crate docs for the measured figure). Calls that are not recorded (see
 /// [`ActivationConfig::every`]) cost a lock and a counter.
+///
+/// Memory stays flat however long the run: each layer keeps at most
+/// [`ActivationConfig::capacity`] records per pass, folding older ones together
+/// beyond it, the first, the last and the snapshot records staying exact (see
+/// [`crate::bounded`]).
 ///
 /// Dropping the recorder (or [`detach`](ActivationStats::detach)) removes its hooks;
 /// what it recorded stays readable through the recorder and through any
@@ -298,6 +320,7 @@ impl ActivationStats {
             store: Arc::new(Mutex::new(Store {
                 log: ActivationLog::new(config),
                 calls: Vec::new(),
+                sequences: Vec::new(),
                 pass_override: None,
                 next_order: 0,
             })),
@@ -409,6 +432,11 @@ impl ActivationStats {
         store.log.saturation_map = None;
         store.log.failures.clear();
         store.calls.iter_mut().for_each(|c| *c = [0, 0]);
+        let every = store.log.config.every;
+        store
+            .sequences
+            .iter_mut()
+            .for_each(|s| *s = [Sequence::new(every); 2]);
     }
 
     /// `Err` with the first call whose statistics could not be computed, if any

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 
 use crate::activations::{ActivationLog, ActivationRecord, LayerActivations, Pass};
 use crate::atomic::write_atomic;
+use crate::bounded::{first_part_by_weight, last_part_by_weight, weighted_mean, weighted_median};
 use crate::error::Result;
 use crate::format::Num;
 use crate::gradients::GradientLog;
 use crate::losses::{expected_initial_loss, LossLog};
 use crate::training_log::TrainingLog;
 
-use super::thresholds::{last_part, Thresholds, BOUNDED_SLACK};
+use super::thresholds::{Thresholds, BOUNDED_SLACK};
 use super::verdict::{Finding, Severity, Verdict};
 
 /// What the report needs besides the recorded data.
@@ -40,13 +41,16 @@ impl HealthConfig {
 pub struct LayerSummary {
     /// `path (Kind)`.
     pub label: String,
-    /// Training records with a finite std.
+    /// Training calls recorded with a finite std (the number of records when none
+    /// was folded, see [`crate::bounded`]).
     pub records: usize,
     /// Std at the first training call.
     pub first_std: f64,
-    /// Median std of the first few training calls.
+    /// Median std of the first few training calls (records weighted by the calls they
+    /// stand for).
     pub start_std: f64,
-    /// Highest std, and the call where it occurred.
+    /// Highest std of a recorded call, and the call where it occurred (exact whatever
+    /// the folding).
     pub peak_std: (f64, usize),
     /// Mean std over the final stretch.
     pub final_std: f64,
@@ -67,7 +71,8 @@ pub struct LayerSummary {
 pub struct ParamSummary {
     /// `name [shape]`.
     pub label: String,
-    /// Steps the median is taken over (the last part of those with a finite ratio).
+    /// Recorded steps the median is taken over (the last part of those with a finite
+    /// ratio).
     pub steps: usize,
     /// Median log10 update:data over those steps.
     pub median_update_log10: f64,
@@ -96,26 +101,15 @@ pub struct HealthReport {
     pub config: HealthConfig,
 }
 
+#[cfg(test)]
 fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        0.5 * (values[n / 2 - 1] + values[n / 2])
-    }
+    let mut weighted: Vec<(f64, u64)> = values.iter().map(|&v| (v, 1)).collect();
+    weighted_median(&mut weighted)
 }
 
+#[cfg(test)]
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
-    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    if n == 0 {
-        f64::NAN
-    } else {
-        sum / n as f64
-    }
+    weighted_mean(values.map(|v| (v, 1)))
 }
 
 fn pct(x: f64) -> String {
@@ -129,29 +123,39 @@ fn summarise_layer(layer: &LayerActivations, th: &Thresholds) -> Option<LayerSum
         .filter(|r| r.std.is_finite() && r.count > 0)
         .collect();
     let first = records.first()?;
-    let n = records.len();
-    let mut start: Vec<f64> = records
-        .iter()
-        .take(th.start_records.max(1))
-        .map(|r| r.std)
-        .collect();
-    let tail = last_part(&records, th.final_stretch);
+    let weight = |r: &&ActivationRecord| r.merged;
+    let n: u64 = records.iter().map(weight).sum();
+    let mut start: Vec<(f64, u64)> =
+        first_part_by_weight(&records, th.start_records.max(1) as u64, weight)
+            .iter()
+            .map(|r| (r.std, r.merged))
+            .collect();
+    // The first `start_records` calls: the last record taken may stand for more.
+    let mut left = th.start_records.max(1) as u64;
+    for (_, w) in &mut start {
+        *w = (*w).min(left);
+        left -= *w;
+    }
+    let tail = last_part_by_weight(&records, th.final_stretch, weight);
+    let tail_mean = |stat: fn(&ActivationRecord) -> f64| {
+        weighted_mean(tail.iter().map(|r| (stat(r), r.merged)))
+    };
     let peak = records
         .iter()
-        .map(|r| (r.std, r.call))
+        .map(|r| (r.peak_std, r.peak_call))
         .fold((f64::NEG_INFINITY, 0), |a, b| if b.0 > a.0 { b } else { a });
     let bounded = layer.is_bounded(BOUNDED_SLACK);
     Some(LayerSummary {
         label: layer.label(),
-        records: n,
+        records: n as usize,
         first_std: first.std,
-        start_std: median(&mut start),
+        start_std: weighted_median(&mut start),
         peak_std: peak,
-        final_std: mean(tail.iter().map(|r| r.std)),
-        final_near_zero: mean(tail.iter().map(|r| r.near_zero)),
-        final_dead: mean(tail.iter().map(|r| r.dead_fraction())),
+        final_std: tail_mean(|r| r.std),
+        final_near_zero: tail_mean(|r| r.near_zero),
+        final_dead: tail_mean(ActivationRecord::dead_fraction),
         first_saturated: first.saturated,
-        final_saturated: mean(tail.iter().map(|r| r.saturated)),
+        final_saturated: tail_mean(|r| r.saturated),
         bounded,
     })
 }
@@ -316,19 +320,19 @@ fn layer_verdicts(
 fn param_verdicts(log: &GradientLog, th: &Thresholds, out: &mut Vec<Verdict>) -> Vec<ParamSummary> {
     let mut summaries = Vec::new();
     for p in &log.params {
-        let finite: Vec<f64> = p
+        let finite: Vec<(f64, u64)> = p
             .records
             .iter()
-            .map(|r| r.update_data_log10)
-            .filter(|v| v.is_finite())
+            .map(|r| (r.update_data_log10, r.merged))
+            .filter(|(v, _)| v.is_finite())
             .collect();
         if finite.is_empty() {
             continue;
         }
-        let n = finite.len();
-        let mut ratios = last_part(&finite, th.update_window).to_vec();
-        let window = ratios.len();
-        let med = median(&mut ratios);
+        let n: u64 = finite.iter().map(|&(_, w)| w).sum();
+        let mut ratios = last_part_by_weight(&finite, th.update_window, |&(_, w)| w).to_vec();
+        let window: u64 = ratios.iter().map(|&(_, w)| w).sum();
+        let med = weighted_median(&mut ratios);
         let label = p.label();
         let evidence = |threshold: f64| {
             format!(
@@ -356,7 +360,7 @@ fn param_verdicts(log: &GradientLog, th: &Thresholds, out: &mut Vec<Verdict>) ->
         }
         summaries.push(ParamSummary {
             label,
-            steps: window,
+            steps: window as usize,
             median_update_log10: med,
             last_grad_data: p.records.last().map_or(f64::NAN, |r| r.grad_data),
         });
@@ -439,10 +443,7 @@ impl HealthReport {
             layers,
             params,
             initial_loss,
-            final_losses: (
-                log.losses.train.last().map(|&(_, l)| l),
-                log.losses.valid.last().map(|&(_, l)| l),
-            ),
+            final_losses: (log.losses.last_train(), log.losses.last_valid()),
             config: *config,
         }
     }
@@ -638,15 +639,19 @@ mod tests {
             shape: vec![4, 2],
             records: vec![GradientRecord {
                 step: 0,
+                last_step: 0,
+                merged: 1,
                 lr: 0.1,
                 grad_mean: 0.0,
                 grad_std: grad_data,
+                data_mean: 0.0,
                 data_std: 1.0,
                 grad_data,
                 update_data_log10,
                 non_finite: 0,
             }],
             histogram: None,
+            first_non_finite: None,
         };
         let log = TrainingLog {
             gradients: Some(GradientLog {

@@ -61,14 +61,6 @@ pub const UPDATE_RATIO_HIGH_LOG10: f64 = -2.0;
 /// weights grow, as Karpathy points out.)
 pub const UPDATE_RATIO_WINDOW: f64 = 0.5;
 
-/// The last `fraction` of `items` (at least one item when there are any): the
-/// "final stretch" the end-of-run verdicts and figures average over.
-pub(crate) fn last_part<T>(items: &[T], fraction: f64) -> &[T] {
-    let n = items.len();
-    let take = ((n as f64 * fraction).ceil() as usize).clamp(n.min(1), n);
-    &items[n - take..]
-}
-
 /// Every threshold of the health report; [`Default`] takes the named constants.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Thresholds {
@@ -119,7 +111,10 @@ impl Default for Thresholds {
 
 #[cfg(test)]
 mod tests {
-    use super::last_part;
+    /// The final stretch: the last `ceil(n * fraction)` of `n` exact records.
+    fn last_part<T>(items: &[T], fraction: f64) -> &[T] {
+        crate::bounded::last_part_by_weight(items, fraction, |_| 1)
+    }
 
     #[test]
     fn last_parts() {
