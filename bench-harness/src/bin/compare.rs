@@ -668,7 +668,44 @@ fn torch_medians(path: &str) -> AnyResult<BTreeMap<String, f64>> {
         .collect())
 }
 
+/// The sections, in the order `--only` runs them when it names several.
+const SECTIONS: [&str; 7] = ["cnn", "convs", "bn", "mlp", "makemore", "epoch", "hooks"];
+
+/// What `--help` prints.
+const USAGE: &str = "\
+compare: times this engine on the peer script's workloads
+
+usage: compare [--threads N] [--only SECTIONS] [--torch FILE] [--keep-denormals]
+
+  --threads N        compute threads (default 1; at most 4 per logical core)
+  --only SECTIONS    comma-separated: cnn, convs, bn, mlp, makemore, epoch, hooks
+                     (default cnn,convs,bn,mlp,makemore)
+  --torch FILE       the peer's JSON from the same session: print ratios
+  --keep-denormals   time without flushing subnormal floats to zero";
+
+/// Checks that every argument is a known flag (with its value where it takes one),
+/// so a mistyped flag is an error instead of a silently different run.
+fn check_arguments(args: &[String]) -> AnyResult<()> {
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--threads" | "--only" | "--torch" => {
+                if rest.next().is_none() {
+                    return Err(format!("{arg} needs a value\n\n{USAGE}").into());
+                }
+            }
+            "--keep-denormals" => {}
+            other => return Err(format!("unknown argument `{other}`\n\n{USAGE}").into()),
+        }
+    }
+    Ok(())
+}
+
 fn main() {
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
     if let Err(e) = run() {
         eprintln!("compare: error: {e}");
         std::process::exit(1);
@@ -678,6 +715,7 @@ fn main() {
 /// Parses the flags, runs the sections and prints the tables.
 fn run() -> AnyResult<()> {
     let args: Vec<String> = std::env::args().collect();
+    check_arguments(&args)?;
     let flag = |name: &str| {
         args.iter()
             .position(|a| a == name)
@@ -693,7 +731,18 @@ fn run() -> AnyResult<()> {
     // One thread unless asked, bounded like the lesson programs' --threads.
     let threads = lessons::cli::thread_count(Some(threads.unwrap_or(1)), "--threads")?;
     let only = flag("--only").unwrap_or_else(|| "cnn,convs,bn,mlp,makemore".into());
-    let torch = flag("--torch");
+    let sections: Vec<&str> = only.split(',').map(str::trim).collect();
+    if let Some(bad) = sections.iter().find(|s| !SECTIONS.contains(s)) {
+        return Err(format!(
+            "unknown section `{bad}` in --only (sections: {})",
+            SECTIONS.join(", ")
+        )
+        .into());
+    }
+    // Read before timing anything: a bad file is known in a second, not after the runs.
+    let peer = flag("--torch")
+        .map(|path| torch_medians(&path))
+        .transpose()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
@@ -713,7 +762,7 @@ fn run() -> AnyResult<()> {
     let keep_denormals = args.iter().any(|a| a == "--keep-denormals");
     pool.install(|| -> AnyResult<()> {
         let _flush = (!keep_denormals).then(kernels::cpu::denormals::FlushDenormals::enable);
-        for section in only.split(',') {
+        for section in sections {
             match section {
                 "cnn" => sec_cnn(&mut runner)?,
                 "convs" => sec_convs(&mut runner)?,
@@ -722,18 +771,12 @@ fn run() -> AnyResult<()> {
                 "makemore" => sec_makemore(&mut runner)?,
                 "epoch" => sec_epoch(&mut runner)?,
                 "hooks" => sec_hooks(&mut runner)?,
-                other => {
-                    return Err(format!(
-                        "unknown section `{other}` (cnn, convs, bn, mlp, makemore, epoch, hooks)"
-                    )
-                    .into())
-                }
+                other => unreachable!("section `{other}` was checked against SECTIONS"),
             }
         }
         Ok(())
     })?;
-    if let Some(path) = torch {
-        let peer = torch_medians(&path)?;
+    if let Some(peer) = peer {
         println!("\n| workload | ours (ms) | PyTorch (ms) | ratio |\n|---|---|---|---|");
         for (key, t) in &runner.results {
             if let Some(p) = peer.get(key) {

@@ -68,7 +68,7 @@ static ALLOC: tensor::alloc::CacheAligned = tensor::alloc::CacheAligned;
 /// Replays fastai's "looking inside the model" lesson on Fashion-MNIST and writes the
 /// figures, health reports and a summary table.
 #[derive(Parser, Debug)]
-#[command(name = "diagnose", version, about, long_about = None, after_help = EXIT_STATUS_HELP)]
+#[command(name = "diagnose", version, about, long_about = None, allow_negative_numbers = true, after_help = EXIT_STATUS_HELP)]
 struct Args {
     /// Stages to run: `all`, or a comma-separated list of names or numbers
     /// (1 baseline, 2 kaiming, 3 general-relu, 4 lsuv, 5 batchnorm, 6 one-cycle,

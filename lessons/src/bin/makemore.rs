@@ -53,7 +53,7 @@ static ALLOC: tensor::alloc::CacheAligned = tensor::alloc::CacheAligned;
 /// Karpathy's makemore part 3: a character MLP, its activation and gradient
 /// statistics, and the lesson's initialisation fixes.
 #[derive(Parser, Debug)]
-#[command(name = "makemore", version, about, long_about = None)]
+#[command(name = "makemore", version, about, long_about = None, allow_negative_numbers = true)]
 struct Args {
     /// A newline-separated word list (e.g. names.txt).
     #[arg(long)]
