@@ -139,6 +139,9 @@ impl IdxArray {
 
     /// The bytes of item `i` (an image, a label), or `None` if `i` is out of range.
     pub fn item(&self, i: usize) -> Option<&[u8]> {
+        if i >= self.item_count() {
+            return None;
+        }
         let len = self.item_len();
         let start = i.checked_mul(len)?;
         self.data.get(start..start.checked_add(len)?)
@@ -413,11 +416,15 @@ pub fn decode_idx_limited(bytes: &[u8], name: &Path, max_payload_bytes: usize) -
 /// outermost dimension) are addressable (at most `isize::MAX`).
 fn payload_len(dims: &[usize]) -> Option<usize> {
     let fits = |n: usize| isize::try_from(n).is_ok();
-    let item = dims
-        .get(1..)?
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .filter(|&n| fits(n))?;
+    let inner = dims.get(1..)?;
+    let item = if inner.contains(&0) {
+        0
+    } else {
+        inner
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&n| fits(n))?
+    };
     dims.first()?.checked_mul(item).filter(|&n| fits(n))
 }
 

@@ -266,6 +266,10 @@ fn constructor_checks_invariants() {
     assert_eq!((a.item_count(), a.item_len()), (3, 1));
     assert_eq!(a.item(2), Some(&[3][..]));
     assert_eq!(a.item(3), None);
+    // Items of zero bytes: in range up to the item count only.
+    let empty_items = IdxArray::new(vec![3, 4, 0], vec![]).unwrap();
+    assert_eq!(empty_items.item(2), Some(&[][..]));
+    assert_eq!(empty_items.item(3), None);
 }
 
 proptest! {

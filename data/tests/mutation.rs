@@ -453,17 +453,20 @@ fn oversized_headers_cost_only_their_limit() {
             .collect();
         replace_file(&path, &gzip_with_zeros(&idx_header(&dims), 4));
         let (result, heap) = peak_heap(|| read_idx_limited(&path, LIMIT));
-        let needed = dims
-            .iter()
-            .try_fold(1u64, |a, &d| a.checked_mul(u64::from(d)));
-        let ok = match (&result, needed) {
-            (Err(DataError::PayloadTooLarge { needed: n, .. }), Some(need)) => {
-                need > LIMIT as u64 && *n as u64 == need
+        // The exact sizes (four u32 factors fit in a u128).
+        let item: u128 = dims[1..].iter().map(|&d| u128::from(d)).product();
+        let total = u128::from(dims[0]) * item;
+        let addressable = isize::MAX as u128;
+        let ok = match &result {
+            Err(DataError::DimsOverflow { .. }) => item > addressable || total > addressable,
+            Err(DataError::PayloadTooLarge { needed, .. }) => {
+                total <= addressable && total > LIMIT as u128 && *needed as u128 == total
             }
-            (Err(DataError::DimsOverflow { .. }), _) => true,
             // Within the limit: 4 MiB of zeros follow, so the payload is too long
             // (or, for an empty array, everything is trailing).
-            (Err(DataError::TrailingData { .. }), Some(need)) => need <= LIMIT as u64,
+            Err(DataError::TrailingData { expected, .. }) => {
+                item <= addressable && total <= LIMIT as u128 && *expected as u128 == total
+            }
             _ => false,
         };
         let named = result
