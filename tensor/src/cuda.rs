@@ -179,12 +179,7 @@ pub(crate) fn full(
     op: &'static str,
 ) -> Result<Tensor> {
     let dev = device(ordinal, op)?;
-    let n = shape.checked_elem_count().ok_or_else(|| {
-        TensorError::invalid(
-            op,
-            format!("a tensor of shape {shape} does not fit in memory"),
-        )
-    })?;
+    let n = crate::cpu::alloc_buf::checked_len(op, &shape, dtype, dtype.size_in_bytes())?;
     fn make<T: CudaElement>(
         dev: &Arc<CudaDevice>,
         n: usize,
@@ -1546,7 +1541,7 @@ pub(crate) fn index_op(
     s: &CudaStorage,
     l: &Layout,
     dim: usize,
-    idx: &[usize],
+    idx: &[u32],
     kind: IndexKind<'_>,
     op: &'static str,
 ) -> Result<Tensor> {
@@ -1620,8 +1615,7 @@ pub(crate) fn index_op(
         },
     };
     same_device(op, s, plan.src)?;
-    let idx32: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
-    let ibuf = dev.htod(&idx32).map_err(&e)?;
+    let ibuf = dev.htod(idx).map_err(&e)?;
     fn run<T: CudaElement>(
         s: &CudaStorage,
         l: &Layout,

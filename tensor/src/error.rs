@@ -118,6 +118,43 @@ pub enum TensorError {
         /// What was wrong, with the values involved.
         detail: String,
     },
+    /// The host buffer of an op's output (or a working buffer the op needs for it)
+    /// could not be allocated: the system refused the memory, or its size in bytes
+    /// overflows `usize` or exceeds `isize::MAX` (the most a Rust allocation may hold).
+    /// Nothing is allocated in the overflow case; either way the process goes on.
+    ///
+    /// ```
+    /// use tensor::{DType, Device, Tensor};
+    /// // 2^62 bytes: more than any machine can map.
+    /// let err = Tensor::zeros([1 << 58, 4], DType::F32, &Device::Cpu).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "zeros: cannot allocate 4611686018427387904 bytes for a f32 tensor \
+    ///      of shape [288230376151711744, 4]"
+    /// );
+    /// // A size in bytes beyond `usize`.
+    /// let err = Tensor::ones([1 << 60, 8], DType::F64, &Device::Cpu).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "ones: cannot allocate more than 18446744073709551615 bytes for a f64 tensor \
+    ///      of shape [1152921504606846976, 8]"
+    /// );
+    /// ```
+    #[error(
+        "{op}: cannot allocate {} for a {dtype} tensor of shape {shape}",
+        ByteCount(*bytes)
+    )]
+    AllocationFailed {
+        /// The op that failed.
+        op: &'static str,
+        /// The shape of the tensor the buffer was for.
+        shape: Shape,
+        /// The dtype of the buffer's elements.
+        dtype: DType,
+        /// The size of the allocation in bytes, or `None` when it does not fit in a
+        /// `usize`.
+        bytes: Option<usize>,
+    },
     /// The op needs a CUDA device but this build has no CUDA backend.
     #[error("{op}: cannot use device {device}: built without CUDA support")]
     CudaUnavailable {
@@ -142,6 +179,19 @@ pub enum TensorError {
     /// tensor layer validates before calling kernels).
     #[error(transparent)]
     Kernel(#[from] kernels::KernelError),
+}
+
+/// A byte count in an [`TensorError::AllocationFailed`] message: `N bytes`, or `more
+/// than usize::MAX bytes` when the count does not fit in a `usize`.
+struct ByteCount(Option<usize>);
+
+impl std::fmt::Display for ByteCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n} bytes"),
+            None => write!(f, "more than {} bytes", usize::MAX),
+        }
+    }
 }
 
 impl TensorError {

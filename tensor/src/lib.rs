@@ -15,7 +15,9 @@
 //! returns [`TensorError::CudaUnavailable`].
 //!
 //! Every op on bad input returns a [`TensorError`] naming the op and the shapes, dims or
-//! values involved; nothing panics on user input.
+//! values involved; nothing panics on user input. Host memory is allocated fallibly: a
+//! tensor too large for memory is a [`TensorError::AllocationFailed`] naming the op,
+//! the shape, the dtype and the bytes, and the process goes on.
 //!
 //! ```
 //! use tensor::{DType, Device, Tensor};

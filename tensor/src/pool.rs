@@ -15,6 +15,13 @@
 //! memory; [`buffer`] documents that its contents are unspecified, and callers that
 //! overwrite every element use it to skip zeroing.
 //!
+//! The tensors this crate creates take their buffers from the pool when one fits and
+//! otherwise allocate fallibly: a buffer the system refuses is a
+//! [`TensorError::AllocationFailed`](crate::TensorError::AllocationFailed) naming the
+//! op, the shape and the bytes. Code outside the crate gets the same with
+//! [`try_buffer`] and [`try_filled`]; [`buffer`] and [`filled`] abort on a refused
+//! allocation, like `vec!`.
+//!
 //! ```
 //! use tensor::{pool, DType, Device, Tensor};
 //! pool::clear();
@@ -29,7 +36,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
+use crate::cpu::alloc_buf;
 use crate::dtype::{DType, Element};
+use crate::error::Result;
+use crate::shape::Shape;
 use crate::storage::{CpuStorage, Storage};
 
 /// Buffers smaller than this go straight back to the allocator: its free lists serve
@@ -191,8 +201,9 @@ fn recycle(storage: CpuStorage) {
 }
 
 /// A kept buffer of `len` elements of `T`, if there is one.
-fn take<T: Element>(len: usize) -> Option<Vec<T>> {
-    if len * std::mem::size_of::<T>() < MIN_POOLED_BYTES {
+#[inline]
+pub(crate) fn take<T: Element>(len: usize) -> Option<Vec<T>> {
+    if len.saturating_mul(std::mem::size_of::<T>()) < MIN_POOLED_BYTES {
         return None;
     }
     let storage = pool().take((T::DTYPE, len))?;
@@ -201,7 +212,8 @@ fn take<T: Element>(len: usize) -> Option<Vec<T>> {
 
 /// A vector of `len` elements whose values are unspecified: a buffer reused from a
 /// dropped tensor (holding its old values) or, if none is free, zeros. For outputs
-/// that the caller overwrites completely.
+/// that the caller overwrites completely. Aborts if the system refuses the memory;
+/// [`try_buffer`] returns an error instead.
 ///
 /// ```
 /// let mut v = tensor::pool::buffer::<f32>(3);
@@ -212,7 +224,8 @@ pub fn buffer<T: Element>(len: usize) -> Vec<T> {
     take(len).unwrap_or_else(|| vec![T::ZERO; len])
 }
 
-/// A vector of `len` copies of `value`, in a reused buffer when one is free.
+/// A vector of `len` copies of `value`, in a reused buffer when one is free. Aborts if
+/// the system refuses the memory; [`try_filled`] returns an error instead.
 ///
 /// ```
 /// assert_eq!(tensor::pool::filled(2, 1.5f64), vec![1.5, 1.5]);
@@ -227,16 +240,37 @@ pub fn filled<T: Element>(len: usize, value: T) -> Vec<T> {
     }
 }
 
-/// An empty vector with room for `len` elements, in a reused buffer when one is free:
-/// for outputs built with `push`/`extend`.
-pub(crate) fn with_capacity<T: Element>(len: usize) -> Vec<T> {
-    match take(len) {
-        Some(mut v) => {
-            v.clear();
-            v
-        }
-        None => Vec::with_capacity(len),
-    }
+/// Like [`buffer`], for the output of `op` of shape `shape` (its element count is the
+/// length), with a size that does not fit or memory the system refuses returned as
+/// [`TensorError::AllocationFailed`](crate::TensorError::AllocationFailed) naming `op`,
+/// the shape and the bytes.
+///
+/// ```
+/// use tensor::{pool, Shape, TensorError};
+/// let v = pool::try_buffer::<f32>("my_kernel", &Shape::from([2, 3])).unwrap();
+/// assert_eq!(v.len(), 6);
+/// let err = pool::try_buffer::<f32>("my_kernel", &Shape::from([1 << 30, 1 << 30])).unwrap_err();
+/// assert!(matches!(err, TensorError::AllocationFailed { bytes: Some(b), .. } if b == 1 << 62));
+/// assert_eq!(
+///     err.to_string(),
+///     "my_kernel: cannot allocate 4611686018427387904 bytes for a f32 tensor of shape [1073741824, 1073741824]"
+/// );
+/// ```
+pub fn try_buffer<T: Element>(op: &'static str, shape: &Shape) -> Result<Vec<T>> {
+    alloc_buf::buffer(op, shape)
+}
+
+/// Like [`filled`], for the output of `op` of shape `shape`, returning
+/// [`TensorError::AllocationFailed`](crate::TensorError::AllocationFailed) instead of
+/// aborting.
+///
+/// ```
+/// use tensor::{pool, Shape};
+/// assert_eq!(pool::try_filled("my_op", &Shape::from([2]), 1.5f64).unwrap(), vec![1.5, 1.5]);
+/// assert!(pool::try_filled("my_op", &Shape::from([usize::MAX, 2]), 0u32).is_err());
+/// ```
+pub fn try_filled<T: Element>(op: &'static str, shape: &Shape, value: T) -> Result<Vec<T>> {
+    alloc_buf::filled(op, shape, value)
 }
 
 impl Drop for Storage {
@@ -283,6 +317,44 @@ mod tests {
         drop(Tensor::full([n], 3.0, DType::F64, &Device::Cpu).unwrap());
         let z = Tensor::zeros([n], DType::F64, &Device::Cpu).unwrap();
         assert!(z.to_vec::<f64>().unwrap().iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn a_refused_allocation_through_the_pool_is_the_same_error() {
+        let _global = lock_global_pool();
+        // A kept buffer of another length must not be handed out instead.
+        let n = 77_773;
+        drop(Tensor::zeros([n], DType::F32, &Device::Cpu).unwrap());
+        let huge = Shape::from([1 << 30, 1 << 30]); // 2^62 bytes of f32
+        let want = crate::TensorError::AllocationFailed {
+            op: "zeros",
+            shape: huge.clone(),
+            dtype: DType::F32,
+            bytes: Some(1 << 62),
+        };
+        assert_eq!(try_buffer::<f32>("zeros", &huge).unwrap_err(), want);
+        assert_eq!(try_filled("zeros", &huge, 0.0f32).unwrap_err(), want);
+        assert_eq!(
+            Tensor::zeros(huge.clone(), DType::F32, &Device::Cpu).unwrap_err(),
+            want
+        );
+        let beyond_usize = Shape::from([usize::MAX / 2, 3]);
+        assert!(matches!(
+            try_filled("ones", &beyond_usize, 1u32).unwrap_err(),
+            crate::TensorError::AllocationFailed {
+                op: "ones",
+                bytes: None,
+                ..
+            }
+        ));
+        assert!(take::<f32>(n).is_some(), "the kept buffer is still there");
+        // Exact matches are still reused by the fallible path.
+        drop(Tensor::full([n], 4.0, DType::F32, &Device::Cpu).unwrap());
+        let again = try_buffer::<f32>("test", &Shape::from([n])).unwrap();
+        assert!(
+            again.iter().all(|&x| x == 4.0),
+            "the kept buffer was reused"
+        );
     }
 
     /// A private pool of `limit` bytes holding f32 buffers of the given lengths, kept

@@ -8,22 +8,24 @@ use rand::distr::{Distribution, Uniform};
 use rand::Rng;
 use rand_distr::Normal;
 
+use crate::cpu::alloc_buf;
 use crate::dtype::{DType, Element};
 use crate::error::{Result, TensorError};
 use crate::shape::Shape;
 use crate::storage::CpuStorage;
-use crate::tensor::{check_device, filled, place};
+use crate::tensor::{check_device, place};
 use crate::{Device, Tensor};
 
 /// `shape.elem_count()` draws from `d`, in order; errors (naming `op`) if the tensor
 /// cannot be allocated.
-fn sample<T: Element + Default, D: Distribution<T>, R: Rng + ?Sized>(
+fn sample<T: Element, D: Distribution<T>, R: Rng + ?Sized>(
     d: &D,
     shape: &Shape,
     rng: &mut R,
     op: &'static str,
 ) -> Result<Vec<T>> {
-    let mut v = filled(shape, T::default(), op)?;
+    // Every element is drawn, so the buffer's old contents do not matter.
+    let mut v = alloc_buf::buffer(op, shape)?;
     v.iter_mut().for_each(|x| *x = d.sample(rng));
     Ok(v)
 }

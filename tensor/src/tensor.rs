@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::cpu::map;
+use crate::cpu::{alloc_buf, map};
 use crate::dtype::{DType, Element};
 use crate::error::{Result, TensorError};
 use crate::layout::Layout;
@@ -71,31 +71,6 @@ pub(crate) fn place(t: Tensor, device: &Device) -> Result<Tensor> {
     }
 }
 
-/// A vector of `n` copies of `value` for a tensor of `shape`, or an error naming `op`
-/// if the shape's size overflows or the allocation fails (instead of aborting).
-pub(crate) fn filled<T: Element>(shape: &Shape, value: T, op: &'static str) -> Result<Vec<T>> {
-    let too_big = || {
-        TensorError::invalid(
-            op,
-            format!("cannot allocate a tensor of shape {shape}: it does not fit in memory"),
-        )
-    };
-    let n = shape
-        .checked_elem_count()
-        .filter(|n| {
-            n.checked_mul(std::mem::size_of::<T>())
-                .is_some_and(|b| b <= isize::MAX as usize)
-        })
-        .ok_or_else(too_big)?;
-    if n * std::mem::size_of::<T>() >= crate::pool::MIN_POOLED_BYTES {
-        return Ok(crate::pool::filled(n, value));
-    }
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| too_big())?;
-    v.resize(n, value);
-    Ok(v)
-}
-
 impl Tensor {
     // ----- internal construction -----
 
@@ -132,10 +107,19 @@ impl Tensor {
     /// A tensor of `shape` filled with `value` (converted to `dtype` with `as`
     /// semantics: truncation and saturation for `u32`).
     ///
+    /// Like every op that creates a tensor, a shape too large for memory is an error,
+    /// not an abort: [`TensorError::AllocationFailed`] names the op, the shape and the
+    /// bytes.
+    ///
     /// ```
     /// use tensor::{DType, Device, Tensor};
     /// let t = Tensor::full([2, 2], 1.5, DType::F64, &Device::Cpu).unwrap();
     /// assert_eq!(t.to_vec::<f64>().unwrap(), vec![1.5; 4]);
+    /// let err = Tensor::full([1 << 40, 1 << 20], 1.5, DType::F32, &Device::Cpu).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "full: cannot allocate 4611686018427387904 bytes for a f32 tensor of shape [1099511627776, 1048576]"
+    /// );
     /// ```
     pub fn full(
         shape: impl Into<Shape>,
@@ -160,9 +144,9 @@ impl Tensor {
             return crate::cuda::full(shape, value, dtype, *i, op);
         }
         let storage = match dtype {
-            DType::F32 => CpuStorage::F32(filled(&shape, value as f32, op)?),
-            DType::F64 => CpuStorage::F64(filled(&shape, value, op)?),
-            DType::U32 => CpuStorage::U32(filled(&shape, u32::from_f64(value), op)?),
+            DType::F32 => CpuStorage::F32(alloc_buf::filled(op, &shape, value as f32)?),
+            DType::F64 => CpuStorage::F64(alloc_buf::filled(op, &shape, value)?),
+            DType::U32 => CpuStorage::U32(alloc_buf::filled(op, &shape, u32::from_f64(value))?),
         };
         Ok(Self::from_cpu_storage(storage, shape))
     }
@@ -228,7 +212,8 @@ impl Tensor {
             });
         }
         check_device(device, "from_slice")?;
-        place(Self::from_typed_vec(data.to_vec(), shape), device)
+        let data = alloc_buf::copy_of("from_slice", &shape, data)?;
+        place(Self::from_typed_vec(data, shape), device)
     }
 
     /// A rank-0 CPU tensor holding `v`.
@@ -276,13 +261,18 @@ impl Tensor {
             ));
         }
         let n = count as usize;
-        let values = (0..n).map(|i| start + i as f64 * step);
+        let shape = Shape::from([n]);
+        fn values<T: Element>(shape: &Shape, start: f64, step: f64) -> Result<Vec<T>> {
+            let mut out = alloc_buf::with_capacity(OP, shape)?;
+            out.extend((0..shape.elem_count()).map(|i| T::from_f64(start + i as f64 * step)));
+            Ok(out)
+        }
         let storage = match dtype {
-            DType::F32 => CpuStorage::F32(values.map(|v| v as f32).collect()),
-            DType::F64 => CpuStorage::F64(values.collect()),
-            DType::U32 => CpuStorage::U32(values.map(u32::from_f64).collect()),
+            DType::F32 => CpuStorage::F32(values(&shape, start, step)?),
+            DType::F64 => CpuStorage::F64(values(&shape, start, step)?),
+            DType::U32 => CpuStorage::U32(values(&shape, start, step)?),
         };
-        place(Self::from_cpu_storage(storage, Shape::from([n])), device)
+        place(Self::from_cpu_storage(storage, shape), device)
     }
 
     /// The `n x n` identity matrix.
@@ -431,28 +421,31 @@ impl Tensor {
     /// assert!(t.to_vec::<f64>().is_err());
     /// ```
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        self.to_vec_for("to_vec")
+    }
+
+    /// [`Tensor::to_vec`] for the op `op`, which errors name.
+    pub(crate) fn to_vec_for<T: Element>(&self, op: &'static str) -> Result<Vec<T>> {
         let guard = self.read_storage();
         match &*guard {
-            Storage::Cpu(cpu) => {
-                let data = typed::<T>(cpu, "to_vec")?;
-                Ok(map::gather(data, &self.layout))
-            }
+            Storage::Cpu(cpu) => map::gather(op, typed::<T>(cpu, op)?, &self.layout),
             #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
             #[cfg(feature = "cuda")]
-            Storage::Cuda(s) => crate::cuda::to_host_typed::<T>(s, &self.layout, "to_vec"),
+            Storage::Cuda(s) => crate::cuda::to_host_typed::<T>(s, &self.layout, op),
         }
     }
 
     /// The elements in logical order, converted to `f64` from any dtype.
     pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        const OP: &str = "to_vec_f64";
         let guard = self.read_storage();
         match &*guard {
-            Storage::Cpu(cpu) => Ok(match cpu {
-                CpuStorage::F32(v) => map::map1(v, &self.layout, f64::from),
-                CpuStorage::F64(v) => map::gather(v, &self.layout),
-                CpuStorage::U32(v) => map::map1(v, &self.layout, f64::from),
-            }),
+            Storage::Cpu(cpu) => match cpu {
+                CpuStorage::F32(v) => map::map1(OP, v, &self.layout, f64::from),
+                CpuStorage::F64(v) => map::gather(OP, v, &self.layout),
+                CpuStorage::U32(v) => map::map1(OP, v, &self.layout, f64::from),
+            },
             #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
             #[cfg(feature = "cuda")]
@@ -505,19 +498,22 @@ impl Tensor {
         let guard = self.read_storage();
         let out = match &*guard {
             Storage::Cpu(cpu) => {
-                fn conv<S: Element>(src: &[S], l: &Layout, dtype: DType) -> CpuStorage {
-                    match dtype {
-                        DType::F32 => CpuStorage::F32(map::map1(src, l, |x| x.to_f64() as f32)),
-                        DType::F64 => CpuStorage::F64(map::map1(src, l, |x| x.to_f64())),
-                        DType::U32 => {
-                            CpuStorage::U32(map::map1(src, l, |x| u32::from_f64(x.to_f64())))
+                fn conv<S: Element>(src: &[S], l: &Layout, dtype: DType) -> Result<CpuStorage> {
+                    const OP: &str = "to_dtype";
+                    Ok(match dtype {
+                        DType::F32 => {
+                            CpuStorage::F32(map::map1(OP, src, l, |x| x.to_f64() as f32)?)
                         }
-                    }
+                        DType::F64 => CpuStorage::F64(map::map1(OP, src, l, |x| x.to_f64())?),
+                        DType::U32 => {
+                            CpuStorage::U32(map::map1(OP, src, l, |x| u32::from_f64(x.to_f64()))?)
+                        }
+                    })
                 }
                 match cpu {
-                    CpuStorage::F32(v) => conv(v, &self.layout, dtype),
-                    CpuStorage::F64(v) => conv(v, &self.layout, dtype),
-                    CpuStorage::U32(v) => conv(v, &self.layout, dtype),
+                    CpuStorage::F32(v) => conv(v, &self.layout, dtype)?,
+                    CpuStorage::F64(v) => conv(v, &self.layout, dtype)?,
+                    CpuStorage::U32(v) => conv(v, &self.layout, dtype)?,
                 }
             }
             #[cfg(not(feature = "cuda"))]
@@ -553,12 +549,18 @@ impl Tensor {
     /// A dense row-major copy with its own storage (never shares with `self`, unlike
     /// [`Tensor::contiguous`]).
     pub fn copy(&self) -> Result<Tensor> {
+        self.copy_for("copy")
+    }
+
+    /// [`Tensor::copy`] for the op `op` (`contiguous`, `reshape`, ...), which errors
+    /// name.
+    pub(crate) fn copy_for(&self, op: &'static str) -> Result<Tensor> {
         let guard = self.read_storage();
         let out = match &*guard {
             Storage::Cpu(cpu) => match cpu {
-                CpuStorage::F32(v) => CpuStorage::F32(map::gather(v, &self.layout)),
-                CpuStorage::F64(v) => CpuStorage::F64(map::gather(v, &self.layout)),
-                CpuStorage::U32(v) => CpuStorage::U32(map::gather(v, &self.layout)),
+                CpuStorage::F32(v) => CpuStorage::F32(map::gather(op, v, &self.layout)?),
+                CpuStorage::F64(v) => CpuStorage::F64(map::gather(op, v, &self.layout)?),
+                CpuStorage::U32(v) => CpuStorage::U32(map::gather(op, v, &self.layout)?),
             },
             #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},

@@ -98,29 +98,31 @@ fn binary_cpu<T: FloatElement>(
     la: &Layout,
     b: &[T],
     lb: &Layout,
-) -> kernels::Result<Vec<T>> {
+) -> Result<Vec<T>> {
     use kernels::cpu::elementwise::BinaryOp as K;
+    let (name, a, b) = (op.name(), (a, la), (b, lb));
     match op {
-        BinaryOp::Add => map::binary_runs(K::Add, |x, y| x + y, a, la, b, lb),
-        BinaryOp::Sub => map::binary_runs(K::Sub, |x, y| x - y, a, la, b, lb),
-        BinaryOp::Mul => map::binary_runs(K::Mul, |x, y| x * y, a, la, b, lb),
-        BinaryOp::Div => map::binary_runs(K::Div, |x, y| x / y, a, la, b, lb),
-        BinaryOp::Pow => map::binary_runs(K::Pow, T::powf, a, la, b, lb),
-        BinaryOp::Maximum => map::binary_runs(K::Maximum, max_nan, a, la, b, lb),
-        BinaryOp::Minimum => map::binary_runs(K::Minimum, min_nan, a, la, b, lb),
+        BinaryOp::Add => map::binary_runs((name, K::Add), |x, y| x + y, a, b),
+        BinaryOp::Sub => map::binary_runs((name, K::Sub), |x, y| x - y, a, b),
+        BinaryOp::Mul => map::binary_runs((name, K::Mul), |x, y| x * y, a, b),
+        BinaryOp::Div => map::binary_runs((name, K::Div), |x, y| x / y, a, b),
+        BinaryOp::Pow => map::binary_runs((name, K::Pow), T::powf, a, b),
+        BinaryOp::Maximum => map::binary_runs((name, K::Maximum), max_nan, a, b),
+        BinaryOp::Minimum => map::binary_runs((name, K::Minimum), min_nan, a, b),
     }
 }
 
 /// `op` on two broadcast views, generic over any element type.
-fn cmp_cpu<T: Element>(op: CmpOp, a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Vec<T> {
+fn cmp_cpu<T: Element>(op: CmpOp, a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Result<Vec<T>> {
     let b2t = |c: bool| if c { T::ONE } else { T::ZERO };
+    let (name, a, b) = (op.name(), (a, la), (b, lb));
     match op {
-        CmpOp::Eq => map::map2(a, la, b, lb, |x, y| b2t(x == y)),
-        CmpOp::Ne => map::map2(a, la, b, lb, |x, y| b2t(x != y)),
-        CmpOp::Lt => map::map2(a, la, b, lb, |x, y| b2t(x < y)),
-        CmpOp::Le => map::map2(a, la, b, lb, |x, y| b2t(x <= y)),
-        CmpOp::Gt => map::map2(a, la, b, lb, |x, y| b2t(x > y)),
-        CmpOp::Ge => map::map2(a, la, b, lb, |x, y| b2t(x >= y)),
+        CmpOp::Eq => map::map2(name, a, b, |x, y| b2t(x == y)),
+        CmpOp::Ne => map::map2(name, a, b, |x, y| b2t(x != y)),
+        CmpOp::Lt => map::map2(name, a, b, |x, y| b2t(x < y)),
+        CmpOp::Le => map::map2(name, a, b, |x, y| b2t(x <= y)),
+        CmpOp::Gt => map::map2(name, a, b, |x, y| b2t(x > y)),
+        CmpOp::Ge => map::map2(name, a, b, |x, y| b2t(x >= y)),
     }
 }
 
@@ -205,13 +207,13 @@ impl Tensor {
         let out = match (reads.get(0), reads.get(1)) {
             (Storage::Cpu(a), Storage::Cpu(b)) => match (a, b) {
                 (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                    CpuStorage::F32(cmp_cpu(op, a, &la, b, &lb))
+                    CpuStorage::F32(cmp_cpu(op, a, &la, b, &lb)?)
                 }
                 (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                    CpuStorage::F64(cmp_cpu(op, a, &la, b, &lb))
+                    CpuStorage::F64(cmp_cpu(op, a, &la, b, &lb)?)
                 }
                 (CpuStorage::U32(a), CpuStorage::U32(b)) => {
-                    CpuStorage::U32(cmp_cpu(op, a, &la, b, &lb))
+                    CpuStorage::U32(cmp_cpu(op, a, &la, b, &lb)?)
                 }
                 (a, b) => {
                     return Err(TensorError::DTypeMismatch {
@@ -361,28 +363,28 @@ impl Tensor {
         let out = match (reads.get(0), reads.get(1), reads.get(2)) {
             (Storage::Cpu(m), Storage::Cpu(t), Storage::Cpu(f)) => {
                 let mask: Vec<u32> = match m {
-                    CpuStorage::F32(v) => map::map1(v, &lm, |x| u32::from(x != 0.0)),
-                    CpuStorage::F64(v) => map::map1(v, &lm, |x| u32::from(x != 0.0)),
-                    CpuStorage::U32(v) => map::map1(v, &lm, |x| u32::from(x != 0)),
+                    CpuStorage::F32(v) => map::map1(OP, v, &lm, |x| u32::from(x != 0.0))?,
+                    CpuStorage::F64(v) => map::map1(OP, v, &lm, |x| u32::from(x != 0.0))?,
+                    CpuStorage::U32(v) => map::map1(OP, v, &lm, |x| u32::from(x != 0))?,
                 };
                 let dense = Layout::contiguous(shape.clone());
                 fn pick<T: Element>(
                     mask: (&[u32], &Layout),
                     t: (&[T], &Layout),
                     f: (&[T], &Layout),
-                ) -> Vec<T> {
-                    map::map3(mask, t, f, |m, x, y| if m != 0 { x } else { y })
+                ) -> Result<Vec<T>> {
+                    map::map3(OP, mask, t, f, |m, x, y| if m != 0 { x } else { y })
                 }
                 let mk = (mask.as_slice(), &dense);
                 match (t, f) {
                     (CpuStorage::F32(t), CpuStorage::F32(f)) => {
-                        CpuStorage::F32(pick(mk, (t, &lt), (f, &lf)))
+                        CpuStorage::F32(pick(mk, (t, &lt), (f, &lf))?)
                     }
                     (CpuStorage::F64(t), CpuStorage::F64(f)) => {
-                        CpuStorage::F64(pick(mk, (t, &lt), (f, &lf)))
+                        CpuStorage::F64(pick(mk, (t, &lt), (f, &lf))?)
                     }
                     (CpuStorage::U32(t), CpuStorage::U32(f)) => {
-                        CpuStorage::U32(pick(mk, (t, &lt), (f, &lf)))
+                        CpuStorage::U32(pick(mk, (t, &lt), (f, &lf))?)
                     }
                     (t, f) => {
                         return Err(TensorError::DTypeMismatch {

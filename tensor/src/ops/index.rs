@@ -4,8 +4,8 @@
 
 use rayon::prelude::*;
 
-use crate::cpu::map;
 use crate::cpu::write::zip_into;
+use crate::cpu::{alloc_buf, map};
 use crate::dtype::{DType, Element, FloatElement};
 use crate::error::{Result, TensorError};
 use crate::layout::Layout;
@@ -27,7 +27,7 @@ impl Tensor {
                 rhs: DType::U32,
             });
         }
-        self.to_vec::<u32>()
+        self.to_vec_for::<u32>(op)
     }
 
     /// Checks a 1-D `u32` index tensor against `size` of `dim`; returns its values.
@@ -36,7 +36,7 @@ impl Tensor {
         dim: usize,
         size: usize,
         op: &'static str,
-    ) -> Result<Vec<usize>> {
+    ) -> Result<Vec<u32>> {
         if indices.rank() != 1 {
             return Err(TensorError::invalid(
                 op,
@@ -106,16 +106,16 @@ impl Tensor {
             l: &Layout,
             dense: &Layout,
             dim: usize,
-            idx: &[usize],
+            idx: &[u32],
         ) -> Result<Vec<T>> {
-            let mut out = crate::pool::buffer(dense.shape().elem_count());
+            let mut out = alloc_buf::buffer(OP, dense.shape())?;
             if dim == 0 && l.is_contiguous() && !idx.is_empty() {
                 // Whole rows (a training batch gathered from a data set): plain copies,
                 // on all threads once the batch is large.
                 let row = out.len() / idx.len();
                 let src = &data[l.offset()..];
-                let copy = |(dst, &j): (&mut [T], &usize)| {
-                    dst.copy_from_slice(&src[j * row..][..row]);
+                let copy = |(dst, &j): (&mut [T], &u32)| {
+                    dst.copy_from_slice(&src[j as usize * row..][..row]);
                 };
                 if out.len() >= PAR_SELECT_MIN_ELEMS && row > 0 {
                     out.par_chunks_mut(row).zip(idx).for_each(copy);
@@ -129,7 +129,7 @@ impl Tensor {
                     &mut out,
                     &dense.select(dim, i)?,
                     data,
-                    &l.select(dim, j)?,
+                    &l.select(dim, j as usize)?,
                     |d, s| *d = s,
                 );
             }
@@ -176,25 +176,31 @@ impl Tensor {
         let idx = self.checked_index_nd(dim, index, None, OP)?;
         let pos = self.index_positions(dim, index.shape())?;
         let sd = self.strides()[dim];
-        fn gather_cpu<T: Element>(data: &[T], pos: &Layout, idx: &[usize], sd: usize) -> Vec<T> {
+        fn gather_cpu<T: Element>(
+            data: &[T],
+            pos: &Layout,
+            idx: &[u32],
+            sd: usize,
+        ) -> Result<Vec<T>> {
             let runs = Runs::new(pos.dims(), [pos.strides()], [pos.offset()]);
             let (len, [s]) = (runs.inner_len(), runs.inner_strides());
-            let mut out = Vec::with_capacity(idx.len());
+            // `pos` has the index tensor's shape, which the output takes.
+            let mut out = alloc_buf::with_capacity(OP, pos.shape())?;
             let mut p = 0;
             runs.for_each(|[o]| {
                 for i in 0..len {
-                    out.push(data[o + i * s + idx[p] * sd]);
+                    out.push(data[o + i * s + idx[p] as usize * sd]);
                     p += 1;
                 }
             });
-            out
+            Ok(out)
         }
         let guard = self.read_storage();
         let out = match &*guard {
             Storage::Cpu(cpu) => match cpu {
-                CpuStorage::F32(v) => CpuStorage::F32(gather_cpu(v, &pos, &idx, sd)),
-                CpuStorage::F64(v) => CpuStorage::F64(gather_cpu(v, &pos, &idx, sd)),
-                CpuStorage::U32(v) => CpuStorage::U32(gather_cpu(v, &pos, &idx, sd)),
+                CpuStorage::F32(v) => CpuStorage::F32(gather_cpu(v, &pos, &idx, sd)?),
+                CpuStorage::F64(v) => CpuStorage::F64(gather_cpu(v, &pos, &idx, sd)?),
+                CpuStorage::U32(v) => CpuStorage::U32(gather_cpu(v, &pos, &idx, sd)?),
             },
             #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
@@ -252,12 +258,12 @@ impl Tensor {
             src: &[T],
             ls: &Layout,
             dim: usize,
-            idx: &[usize],
+            idx: &[u32],
         ) -> Result<()> {
             for (i, &j) in idx.iter().enumerate() {
                 zip_into(
                     out,
-                    &dense.select(dim, j)?,
+                    &dense.select(dim, j as usize)?,
                     src,
                     &ls.select(dim, i)?,
                     |d, s| *d += s,
@@ -323,14 +329,14 @@ impl Tensor {
             sd: usize,
             src: &[T],
             ls: &Layout,
-            idx: &[usize],
+            idx: &[u32],
         ) {
             let runs = Runs::new(pos.dims(), [pos.strides(), ls.strides()], [0, ls.offset()]);
             let (len, [so, ss]) = (runs.inner_len(), runs.inner_strides());
             let mut p = 0;
             runs.for_each(|[oo, os]| {
                 for i in 0..len {
-                    out[oo + i * so + idx[p] * sd] += src[os + i * ss];
+                    out[oo + i * so + idx[p] as usize * sd] += src[os + i * ss];
                     p += 1;
                 }
             });
@@ -358,7 +364,7 @@ impl Tensor {
         index: &Tensor,
         src: Option<&Tensor>,
         op: &'static str,
-    ) -> Result<Vec<usize>> {
+    ) -> Result<Vec<u32>> {
         self.shape().check_dim(dim, op)?;
         let fits = index.rank() == self.rank()
             && (0..self.rank()).all(|d| d == dim || index.dims()[d] <= self.dims()[d])
@@ -401,9 +407,9 @@ impl Tensor {
             let guard = self.read_storage();
             match &*guard {
                 Storage::Cpu(cpu) => match cpu {
-                    CpuStorage::F32(v) => CpuStorage::F32(map::gather(v, &self.layout)),
-                    CpuStorage::F64(v) => CpuStorage::F64(map::gather(v, &self.layout)),
-                    CpuStorage::U32(v) => CpuStorage::U32(map::gather(v, &self.layout)),
+                    CpuStorage::F32(v) => CpuStorage::F32(map::gather(op, v, &self.layout)?),
+                    CpuStorage::F64(v) => CpuStorage::F64(map::gather(op, v, &self.layout)?),
+                    CpuStorage::U32(v) => CpuStorage::U32(map::gather(op, v, &self.layout)?),
                 },
                 #[cfg(not(feature = "cuda"))]
                 Storage::Cuda(s) => match *s {},
@@ -423,22 +429,15 @@ impl Tensor {
     }
 }
 
-/// Converts index values to `usize`, checking each is below `size`.
-fn check_range(values: Vec<u32>, dim: usize, size: usize, op: &'static str) -> Result<Vec<usize>> {
-    values
-        .into_iter()
-        .map(|v| {
-            let v = v as usize;
-            if v < size {
-                Ok(v)
-            } else {
-                Err(TensorError::IndexOutOfRange {
-                    op,
-                    index: v,
-                    size,
-                    dim,
-                })
-            }
-        })
-        .collect()
+/// Checks that every index value is below `size`; returns the values.
+fn check_range(values: Vec<u32>, dim: usize, size: usize, op: &'static str) -> Result<Vec<u32>> {
+    match values.iter().find(|&&v| v as usize >= size) {
+        Some(&v) => Err(TensorError::IndexOutOfRange {
+            op,
+            index: v as usize,
+            size,
+            dim,
+        }),
+        None => Ok(values),
+    }
 }

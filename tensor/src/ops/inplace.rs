@@ -141,7 +141,7 @@ impl Tensor {
         // A source aliasing the destination is read from a private copy.
         let copied;
         let (src, ls) = if self.same_storage(src) {
-            copied = src.copy()?;
+            copied = src.copy_for(name)?;
             let l = copied.layout.broadcast_as(self.shape(), name)?;
             (&copied, l)
         } else {

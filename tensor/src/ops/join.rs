@@ -1,5 +1,6 @@
 //! Joining tensors: `cat` along an existing dim, `stack` along a new one.
 
+use crate::cpu::alloc_buf;
 use crate::cpu::write::zip_into;
 use crate::dtype::Element;
 use crate::error::{Result, TensorError};
@@ -26,14 +27,15 @@ pub(crate) fn cpu_slices<'a, T: Element>(
         .collect()
 }
 
-/// Copies each part into its slice along `dim` of a fresh dense output.
+/// Copies each part into its slice along `dim` of a fresh dense output of `out_shape`,
+/// allocated for `op`.
 fn cat_cpu<T: Element>(
     parts: &[&[T]],
     layouts: &[&Layout],
-    out_shape: &Shape,
+    (out_shape, op): (&Shape, &'static str),
     dim: usize,
 ) -> Result<Vec<T>> {
-    let mut out = crate::pool::buffer(out_shape.elem_count());
+    let mut out = alloc_buf::buffer(op, out_shape)?;
     let dense = Layout::contiguous(out_shape.clone());
     let mut start = 0;
     for (data, l) in parts.iter().zip(layouts) {
@@ -61,23 +63,27 @@ impl Tensor {
     /// );
     /// ```
     pub fn cat(tensors: &[Tensor], dim: usize) -> Result<Tensor> {
-        const OP: &str = "cat";
+        Self::cat_for(tensors, dim, "cat")
+    }
+
+    /// [`Tensor::cat`] for the op `op`, which errors name.
+    fn cat_for(tensors: &[Tensor], dim: usize, op: &'static str) -> Result<Tensor> {
         let Some(first) = tensors.first() else {
-            return Err(TensorError::invalid(OP, "needs at least one tensor"));
+            return Err(TensorError::invalid(op, "needs at least one tensor"));
         };
-        first.shape().check_dim(dim, OP)?;
+        first.shape().check_dim(dim, op)?;
         let mut cat_len = 0;
         for t in tensors {
             if t.device != first.device {
                 return Err(TensorError::DeviceMismatch {
-                    op: OP,
+                    op,
                     lhs: first.device,
                     rhs: t.device,
                 });
             }
             if t.dtype != first.dtype {
                 return Err(TensorError::DTypeMismatch {
-                    op: OP,
+                    op,
                     lhs: first.dtype,
                     rhs: t.dtype,
                 });
@@ -86,15 +92,20 @@ impl Tensor {
                 && (0..first.rank()).all(|d| d == dim || t.dims()[d] == first.dims()[d]);
             if !same_other_dims {
                 return Err(TensorError::ShapeMismatch {
-                    op: OP,
+                    op,
                     lhs: first.shape().clone(),
                     rhs: t.shape().clone(),
                 });
             }
-            cat_len += t.dims()[dim];
+            cat_len = usize::checked_add(cat_len, t.dims()[dim]).ok_or_else(|| {
+                TensorError::invalid(
+                    op,
+                    format!("the sizes along dimension {dim} add up to more than usize::MAX"),
+                )
+            })?;
         }
         if tensors.len() == 1 {
-            return first.copy();
+            return first.copy_for(op);
         }
         let mut dims = first.dims().to_vec();
         dims[dim] = cat_len;
@@ -109,21 +120,21 @@ impl Tensor {
         let n = tensors.len();
         let out = match first.dtype {
             crate::DType::F32 => CpuStorage::F32(cat_cpu(
-                &cpu_slices::<f32>(&reads, n, OP)?,
+                &cpu_slices::<f32>(&reads, n, op)?,
                 &layouts,
-                &out_shape,
+                (&out_shape, op),
                 dim,
             )?),
             crate::DType::F64 => CpuStorage::F64(cat_cpu(
-                &cpu_slices::<f64>(&reads, n, OP)?,
+                &cpu_slices::<f64>(&reads, n, op)?,
                 &layouts,
-                &out_shape,
+                (&out_shape, op),
                 dim,
             )?),
             crate::DType::U32 => CpuStorage::U32(cat_cpu(
-                &cpu_slices::<u32>(&reads, n, OP)?,
+                &cpu_slices::<u32>(&reads, n, op)?,
                 &layouts,
-                &out_shape,
+                (&out_shape, op),
                 dim,
             )?),
         };
@@ -167,8 +178,8 @@ impl Tensor {
             })
             .collect::<Result<Vec<_>>>()?;
         if parts.len() == 1 {
-            return parts[0].copy();
+            return parts[0].copy_for(OP);
         }
-        Tensor::cat(&parts, dim)
+        Tensor::cat_for(&parts, dim, OP)
     }
 }

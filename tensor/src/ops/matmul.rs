@@ -9,7 +9,7 @@
 
 use kernels::cpu::gemm::{dgemm, dgemm_batched, sgemm, sgemm_batched, MatMut, MatRef};
 
-use crate::cpu::map;
+use crate::cpu::{alloc_buf, map};
 use crate::dtype::FloatElement;
 use crate::error::{Result, TensorError};
 use crate::layout::Layout;
@@ -164,14 +164,15 @@ impl Tensor {
             out_dims.push(n);
         }
 
+        let out_shape = Shape::from(out_dims);
         let reads = ReadSet::new(&[self, rhs]);
         let out = match (reads.get(0), reads.get(1)) {
             (Storage::Cpu(a), Storage::Cpu(b)) => match (a, b) {
                 (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                    CpuStorage::F32(matmul_cpu(a, &pa, b, &pb, &dims)?)
+                    CpuStorage::F32(matmul_cpu((a, &pa), (b, &pb), &dims, &out_shape)?)
                 }
                 (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                    CpuStorage::F64(matmul_cpu(a, &pa, b, &pb, &dims)?)
+                    CpuStorage::F64(matmul_cpu((a, &pa), (b, &pb), &dims, &out_shape)?)
                 }
                 _ => {
                     return Err(TensorError::UnsupportedDType {
@@ -184,7 +185,13 @@ impl Tensor {
             (Storage::Cuda(s), _) | (_, Storage::Cuda(s)) => match *s {},
             #[cfg(feature = "cuda")]
             (Storage::Cuda(a), Storage::Cuda(b)) => {
-                return crate::cuda::matmul((a, &pa), (b, &pb), &dims.batch, (m, k, n), out_dims)
+                return crate::cuda::matmul(
+                    (a, &pa),
+                    (b, &pb),
+                    &dims.batch,
+                    (m, k, n),
+                    out_shape.into_dims(),
+                )
             }
             #[cfg(feature = "cuda")]
             (Storage::Cuda(_), _) | (_, Storage::Cuda(_)) => {
@@ -195,7 +202,7 @@ impl Tensor {
                 })
             }
         };
-        Ok(Tensor::from_cpu_storage(out, Shape::from(out_dims)))
+        Ok(Tensor::from_cpu_storage(out, out_shape))
     }
 }
 
@@ -208,42 +215,45 @@ fn gemm_readable(l: &Layout) -> bool {
     cs == 1 || rs == 1 || rows <= 1 || cols <= 1
 }
 
-/// The batched product on the CPU; `pa`/`pb` are the (promoted, unbroadcast) operand
-/// layouts.
+/// The batched product on the CPU, into a fresh output of `out_shape`; `pa`/`pb` are
+/// the (promoted, unbroadcast) operand layouts.
 fn matmul_cpu<T: GemmFloat>(
-    a: &[T],
-    pa: &Layout,
-    b: &[T],
-    pb: &Layout,
+    (a, pa): (&[T], &Layout),
+    (b, pb): (&[T], &Layout),
     d: &MatmulDims,
+    out_shape: &Shape,
 ) -> Result<Vec<T>> {
+    const OP: &str = "matmul";
     let MatmulDims { m, k, n, .. } = *d;
-    let batch_count: usize = d.batch.iter().product();
-    let mut out = crate::pool::buffer(batch_count * m * n);
+    let mut out = alloc_buf::buffer(OP, out_shape)?;
     if out.is_empty() || k == 0 {
+        // `buffer` may hand out a reused buffer: an empty inner dim sums nothing.
+        out.fill(T::ZERO);
         return Ok(out);
     }
+    // The output is not empty, so the batch dims, m and n are all nonzero.
+    let batch_count: usize = d.batch.iter().product();
     // Copy an operand only if neither of its matrix strides is 1.
     let a_owned;
     let (a, pa) = if gemm_readable(pa) {
         (a, pa.clone())
     } else {
-        a_owned = map::gather(a, pa);
+        a_owned = map::gather(OP, a, pa)?;
         (a_owned.as_slice(), Layout::contiguous(pa.shape().clone()))
     };
     let b_owned;
     let (b, pb) = if gemm_readable(pb) {
         (b, pb.clone())
     } else {
-        b_owned = map::gather(b, pb);
+        b_owned = map::gather(OP, b, pb)?;
         (b_owned.as_slice(), Layout::contiguous(pb.shape().clone()))
     };
     let mut a_full = d.batch.clone();
     a_full.extend([m, k]);
     let mut b_full = d.batch.clone();
     b_full.extend([k, n]);
-    let la = pa.broadcast_as(&Shape::from(a_full), "matmul")?;
-    let lb = pb.broadcast_as(&Shape::from(b_full), "matmul")?;
+    let la = pa.broadcast_as(&Shape::from(a_full), OP)?;
+    let lb = pb.broadcast_as(&Shape::from(b_full), OP)?;
     let nb = d.batch.len();
     let (a_rs, a_cs) = (la.strides()[nb], la.strides()[nb + 1]);
     let (b_rs, b_cs) = (lb.strides()[nb], lb.strides()[nb + 1]);
@@ -262,7 +272,8 @@ fn matmul_cpu<T: GemmFloat>(
     }
 
     // Per-batch storage offsets of A and B, in batch order.
-    let mut offsets = Vec::with_capacity(batch_count);
+    let mut offsets: Vec<(usize, usize)> =
+        alloc_buf::scratch(OP, out_shape, T::DTYPE, batch_count)?;
     let runs = Runs::new(
         &d.batch,
         [&la.strides()[..nb], &lb.strides()[..nb]],
@@ -274,18 +285,16 @@ fn matmul_cpu<T: GemmFloat>(
 
     // The batched kernel deals small products out to threads whole and splits large
     // ones, so batches of any size use the machine.
-    let a_views = offsets
-        .iter()
-        .map(|&(oa, _)| MatRef::new(&a[oa..], m, k, a_rs, a_cs))
-        .collect::<kernels::Result<Vec<_>>>()?;
-    let b_views = offsets
-        .iter()
-        .map(|&(_, ob)| MatRef::new(&b[ob..], k, n, b_rs, b_cs))
-        .collect::<kernels::Result<Vec<_>>>()?;
-    let mut c_views = out
-        .chunks_mut(m * n)
-        .map(|c| MatMut::row_major(c, m, n))
-        .collect::<kernels::Result<Vec<_>>>()?;
+    let mut a_views = alloc_buf::scratch(OP, out_shape, T::DTYPE, batch_count)?;
+    let mut b_views = alloc_buf::scratch(OP, out_shape, T::DTYPE, batch_count)?;
+    for &(oa, ob) in &offsets {
+        a_views.push(MatRef::new(&a[oa..], m, k, a_rs, a_cs)?);
+        b_views.push(MatRef::new(&b[ob..], k, n, b_rs, b_cs)?);
+    }
+    let mut c_views = alloc_buf::scratch(OP, out_shape, T::DTYPE, batch_count)?;
+    for c in out.chunks_mut(m * n) {
+        c_views.push(MatMut::row_major(c, m, n)?);
+    }
     T::gemm_batched(&a_views, &b_views, &mut c_views)?;
     drop(c_views);
     Ok(out)

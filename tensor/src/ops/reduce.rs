@@ -5,8 +5,9 @@
 //! Sums, means and variances accumulate in f64 whatever the element type (variance in
 //! two passes, never as `E[x^2] - E[x]^2`), then round once to the element type.
 
+use crate::cpu::alloc_buf;
 use crate::cpu::reduce::{arg_extreme, fold_into, max_nan, min_nan};
-use crate::dtype::{Element, FloatElement};
+use crate::dtype::{DType, Element, FloatElement};
 use crate::error::{Result, TensorError};
 use crate::layout::Layout;
 use crate::shape::Shape;
@@ -34,8 +35,6 @@ struct ReducePlan {
     out_shape: Shape,
     /// Per input dim, its stride in the dense output (0 on the reduced dims).
     acc_strides: Vec<usize>,
-    /// Number of output elements.
-    out_len: usize,
     /// Number of input elements folded into each output element.
     count: usize,
 }
@@ -86,7 +85,6 @@ impl Tensor {
             .filter(|(_, &r)| r)
             .map(|(&d, _)| d)
             .product();
-        let out_len = keep.elem_count();
         let out_shape = if keepdim {
             keep
         } else {
@@ -101,7 +99,6 @@ impl Tensor {
         ReducePlan {
             out_shape,
             acc_strides,
-            out_len,
             count,
         }
     }
@@ -119,11 +116,16 @@ impl Tensor {
         let guard = self.read_storage();
         let out = match &*guard {
             Storage::Cpu(cpu) => match cpu {
-                CpuStorage::F32(v) => CpuStorage::F32(reduce_float(v, &self.layout, &plan, red)),
-                CpuStorage::F64(v) => CpuStorage::F64(reduce_float(v, &self.layout, &plan, red)),
+                CpuStorage::F32(v) => {
+                    CpuStorage::F32(reduce_float(op, v, &self.layout, &plan, red)?)
+                }
+                CpuStorage::F64(v) => {
+                    CpuStorage::F64(reduce_float(op, v, &self.layout, &plan, red)?)
+                }
                 CpuStorage::U32(v) if matches!(red, Reduction::Max | Reduction::Min) => {
                     let max = red == Reduction::Max;
-                    CpuStorage::U32(reduce_extreme(v, &self.layout, &plan, max, fold_row(max)))
+                    let row = fold_row(max);
+                    CpuStorage::U32(reduce_extreme(op, v, &self.layout, &plan, max, row)?)
                 }
                 CpuStorage::U32(_) => {
                     return Err(TensorError::UnsupportedDType {
@@ -144,7 +146,7 @@ impl Tensor {
                     Reduction::Max => K::Max,
                     Reduction::Min => K::Min,
                 };
-                if plan.out_len == 0 {
+                if plan.out_shape.is_empty() {
                     return Tensor::zeros(plan.out_shape, self.dtype, &self.device);
                 }
                 // A dim is reduced exactly when its output stride is 0 (kept dims have
@@ -289,15 +291,15 @@ impl Tensor {
         let guard = self.read_storage();
         let out = match &*guard {
             Storage::Cpu(cpu) => match cpu {
-                CpuStorage::F32(v) => arg_cpu(v, &self.layout, dim, max),
-                CpuStorage::F64(v) => arg_cpu(v, &self.layout, dim, max),
-                CpuStorage::U32(v) => arg_cpu(v, &self.layout, dim, max),
+                CpuStorage::F32(v) => arg_cpu(op, v, &self.layout, dim, max, &plan)?,
+                CpuStorage::F64(v) => arg_cpu(op, v, &self.layout, dim, max, &plan)?,
+                CpuStorage::U32(v) => arg_cpu(op, v, &self.layout, dim, max, &plan)?,
             },
             #[cfg(not(feature = "cuda"))]
             Storage::Cuda(s) => match *s {},
             #[cfg(feature = "cuda")]
             Storage::Cuda(s) => {
-                if plan.out_len == 0 {
+                if plan.out_shape.is_empty() {
                     return Tensor::zeros(plan.out_shape, crate::DType::U32, &self.device);
                 }
                 return crate::cuda::arg_reduce(s, &self.layout, dim, max, plan.out_shape, op);
@@ -343,27 +345,49 @@ impl Tensor {
     }
 }
 
-/// Sum, mean, variance, max or min of a float view, accumulated as the plan says.
-fn reduce_float<T: FloatElement>(v: &[T], l: &Layout, plan: &ReducePlan, red: Reduction) -> Vec<T> {
-    let sums = |plan: &ReducePlan| {
-        let mut acc = vec![0.0f64; plan.out_len];
+/// The output of `op` for `plan`: `f` of each f64 accumulator, converted to `T`.
+fn finish<T: Element>(
+    op: &'static str,
+    plan: &ReducePlan,
+    acc: impl IntoIterator<Item = f64>,
+    f: impl Fn(f64) -> f64,
+) -> Result<Vec<T>> {
+    let mut out = alloc_buf::with_capacity(op, &plan.out_shape)?;
+    out.extend(acc.into_iter().map(|a| T::from_f64(f(a))));
+    Ok(out)
+}
+
+/// Sum, mean, variance, max or min of a float view, accumulated as the plan says. The
+/// output and the f64 accumulators are allocated for `op`.
+fn reduce_float<T: FloatElement>(
+    op: &'static str,
+    v: &[T],
+    l: &Layout,
+    plan: &ReducePlan,
+    red: Reduction,
+) -> Result<Vec<T>> {
+    let sums = |plan: &ReducePlan| -> Result<Vec<f64>> {
+        let mut acc = alloc_buf::zeros::<f64>(op, &plan.out_shape)?;
         // Contiguous runs are summed by the SIMD kernel (also accumulating in f64).
         let add = |a: f64, x: T| a + x.to_f64();
         fold_into(&mut acc, &plan.acc_strides, v, l, add, |a, xs| {
             a + T::k_sum(xs)
         });
-        acc
+        Ok(acc)
     };
     match red {
-        Reduction::Sum => sums(plan).into_iter().map(T::from_f64).collect(),
+        Reduction::Sum => finish(op, plan, sums(plan)?, |s| s),
         Reduction::Mean => {
             let n = plan.count as f64;
-            sums(plan).into_iter().map(|s| T::from_f64(s / n)).collect()
+            finish(op, plan, sums(plan)?, |s| s / n)
         }
         Reduction::Var { ddof } => {
             let n = plan.count as f64;
             // Pass 1: means. Pass 2: sum of squared deviations from them.
-            let mut acc: Vec<(f64, f64)> = sums(plan).into_iter().map(|s| (s / n, 0.0)).collect();
+            let means = sums(plan)?;
+            let mut acc: Vec<(f64, f64)> =
+                alloc_buf::scratch(op, &plan.out_shape, DType::F64, means.len())?;
+            acc.extend(means.into_iter().map(|s| (s / n, 0.0)));
             let step = |(m, ss): (f64, f64), x: T| {
                 let d = x.to_f64() - m;
                 (m, ss + d * d)
@@ -372,38 +396,38 @@ fn reduce_float<T: FloatElement>(v: &[T], l: &Layout, plan: &ReducePlan, red: Re
                 xs.iter().fold(a, |a, &x| step(a, x))
             });
             let denom = n - ddof as f64;
-            acc.into_iter()
-                .map(|(_, ss)| T::from_f64(ss / denom))
-                .collect()
+            finish(op, plan, acc.into_iter().map(|(_, ss)| ss), |ss| ss / denom)
         }
         // Runs are never empty, so the kernels' empty-slice error cannot occur; the
         // fallback keeps the accumulator unchanged regardless.
-        Reduction::Max => reduce_extreme(v, l, plan, true, |a, xs| {
+        Reduction::Max => reduce_extreme(op, v, l, plan, true, |a, xs| {
             max_nan(a, T::k_max(xs).unwrap_or(a))
         }),
-        Reduction::Min => reduce_extreme(v, l, plan, false, |a, xs| {
+        Reduction::Min => reduce_extreme(op, v, l, plan, false, |a, xs| {
             min_nan(a, T::k_min(xs).unwrap_or(a))
         }),
     }
 }
 
 /// Max (or min) of a view of any dtype, NaN-propagating; `row` folds a contiguous
-/// run into an accumulator (a SIMD kernel for floats).
+/// run into an accumulator (a SIMD kernel for floats). The output is allocated for
+/// `op`.
 fn reduce_extreme<T: Element>(
+    op: &'static str,
     v: &[T],
     l: &Layout,
     plan: &ReducePlan,
     max: bool,
     row: impl Fn(T, &[T]) -> T,
-) -> Vec<T> {
+) -> Result<Vec<T>> {
     let (init, f): (T, fn(T, T) -> T) = if max {
         (T::LOWEST, max_nan)
     } else {
         (T::HIGHEST, min_nan)
     };
-    let mut acc = vec![init; plan.out_len];
+    let mut acc = alloc_buf::filled(op, &plan.out_shape, init)?;
     fold_into(&mut acc, &plan.acc_strides, v, l, f, row);
-    acc
+    Ok(acc)
 }
 
 /// The plain (non-SIMD) row fold of [`reduce_extreme`], for integer dtypes.
@@ -418,8 +442,15 @@ fn fold_row<T: Element>(max: bool) -> impl Fn(T, &[T]) -> T {
 }
 
 /// Arg-max (or arg-min) along `dim` for every position of the other dims, in logical
-/// order.
-fn arg_cpu<T: Element>(v: &[T], l: &Layout, dim: usize, max: bool) -> Vec<u32> {
+/// order, into the output of `plan` allocated for `op`.
+fn arg_cpu<T: Element>(
+    op: &'static str,
+    v: &[T],
+    l: &Layout,
+    dim: usize,
+    max: bool,
+    plan: &ReducePlan,
+) -> Result<Vec<u32>> {
     let size = l.dims()[dim];
     let stride = l.strides()[dim];
     let outer_dims: Vec<usize> = (0..l.dims().len())
@@ -433,11 +464,11 @@ fn arg_cpu<T: Element>(v: &[T], l: &Layout, dim: usize, max: bool) -> Vec<u32> {
     let runs = Runs::new(&outer_dims, [&outer_strides], [l.offset()]);
     let len = runs.inner_len();
     let [s] = runs.inner_strides();
-    let mut out = Vec::with_capacity(outer_dims.iter().product());
+    let mut out = alloc_buf::with_capacity(op, &plan.out_shape)?;
     runs.for_each(|[o]| {
         for i in 0..len {
             out.push(arg_extreme(v, o + i * s, stride, size, max));
         }
     });
-    out
+    Ok(out)
 }

@@ -1,15 +1,23 @@
 //! Numerically stable softmax and log-softmax along one dim.
 
+use crate::cpu::alloc_buf;
 use crate::dtype::FloatElement;
 use crate::error::{Result, TensorError};
+use crate::shape::Shape;
 use crate::storage::{CpuStorage, Storage};
 use crate::Tensor;
 
 /// Softmax (or log-softmax) of each contiguous row of `row_len` elements of `x`, by
 /// the SIMD row kernels: the row maximum is subtracted before `exp`, so large inputs
-/// do not overflow, and the normaliser is accumulated in f64.
-fn softmax_rows<T: FloatElement>(x: &[T], row_len: usize, log: bool) -> kernels::Result<Vec<T>> {
-    let mut out = vec![T::ZERO; x.len()];
+/// do not overflow, and the normaliser is accumulated in f64. The output, of `shape`,
+/// is allocated for `op`.
+fn softmax_rows<T: FloatElement>(
+    (op, shape): (&'static str, &Shape),
+    x: &[T],
+    row_len: usize,
+    log: bool,
+) -> Result<Vec<T>> {
+    let mut out = alloc_buf::zeros(op, shape)?;
     if row_len == 0 || x.is_empty() {
         return Ok(out);
     }
@@ -52,21 +60,22 @@ impl Tensor {
         let last = self.rank() - 1;
         // Work on rows: move `dim` last and make it contiguous, then move it back.
         let rows = if dim == last {
-            self.contiguous()?
+            self.contiguous_for(op)?
         } else {
-            self.transpose(dim, last)?.contiguous()?
+            self.transpose(dim, last)?.contiguous_for(op)?
         };
         let row_len = rows.dims()[last];
         let guard = rows.read_storage();
         let out = match &*guard {
             Storage::Cpu(cpu) => {
                 let (off, n) = (rows.layout.offset(), rows.elem_count());
+                let out = (op, rows.shape());
                 match cpu {
                     CpuStorage::F32(v) => {
-                        CpuStorage::F32(softmax_rows(&v[off..off + n], row_len, log)?)
+                        CpuStorage::F32(softmax_rows(out, &v[off..off + n], row_len, log)?)
                     }
                     CpuStorage::F64(v) => {
-                        CpuStorage::F64(softmax_rows(&v[off..off + n], row_len, log)?)
+                        CpuStorage::F64(softmax_rows(out, &v[off..off + n], row_len, log)?)
                     }
                     CpuStorage::U32(_) => {
                         return Err(TensorError::UnsupportedDType {
@@ -92,7 +101,7 @@ impl Tensor {
         if dim == last {
             Ok(result)
         } else {
-            result.transpose(dim, last)?.contiguous()
+            result.transpose(dim, last)?.contiguous_for(op)
         }
     }
 }

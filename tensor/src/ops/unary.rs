@@ -81,24 +81,23 @@ impl UnaryOp {
 /// `op` over a strided view, generic over the float type. Ops the SIMD kernels
 /// provide run there on contiguous runs; the rest (and strided runs) are plain loops
 /// with the `match` outside, so each arm is its own tight, vectorisable loop.
-pub(crate) fn unary_cpu<T: FloatElement>(
-    op: UnaryOp,
-    a: &[T],
-    la: &Layout,
-) -> kernels::Result<Vec<T>> {
+pub(crate) fn unary_cpu<T: FloatElement>(op: UnaryOp, a: &[T], la: &Layout) -> Result<Vec<T>> {
     use kernels::cpu::elementwise::UnaryOp as K;
     let zero = T::ZERO;
     let one = T::ONE;
+    let name = op.name();
     match op {
-        UnaryOp::Neg => map::unary_runs(K::Neg, |x: T| -x, a, la),
-        UnaryOp::Exp => map::unary_runs(K::Exp, T::exp, a, la),
-        UnaryOp::Log => map::unary_runs(K::Ln, T::ln, a, la),
-        UnaryOp::Sqrt => map::unary_runs(K::Sqrt, T::sqrt, a, la),
-        UnaryOp::Abs => map::unary_runs(K::Abs, T::abs, a, la),
-        UnaryOp::Tanh => map::unary_runs(K::Tanh, T::tanh, a, la),
-        UnaryOp::Sigmoid => map::unary_runs(K::Sigmoid, |x: T| one / (one + (-x).exp()), a, la),
+        UnaryOp::Neg => map::unary_runs((name, K::Neg), |x: T| -x, a, la),
+        UnaryOp::Exp => map::unary_runs((name, K::Exp), T::exp, a, la),
+        UnaryOp::Log => map::unary_runs((name, K::Ln), T::ln, a, la),
+        UnaryOp::Sqrt => map::unary_runs((name, K::Sqrt), T::sqrt, a, la),
+        UnaryOp::Abs => map::unary_runs((name, K::Abs), T::abs, a, la),
+        UnaryOp::Tanh => map::unary_runs((name, K::Tanh), T::tanh, a, la),
+        UnaryOp::Sigmoid => {
+            map::unary_runs((name, K::Sigmoid), |x: T| one / (one + (-x).exp()), a, la)
+        }
         UnaryOp::Relu => map::unary_runs(
-            K::Relu,
+            (name, K::Relu),
             |x: T| {
                 if x > zero || x.is_nan_value() {
                     x
@@ -109,9 +108,9 @@ pub(crate) fn unary_cpu<T: FloatElement>(
             a,
             la,
         ),
-        UnaryOp::Square => map::unary_runs(K::Square, |x: T| x * x, a, la),
-        UnaryOp::Recip => map::unary_runs(K::Recip, T::recip, a, la),
-        UnaryOp::Sign => Ok(map::map1(a, la, T::signum0)),
+        UnaryOp::Square => map::unary_runs((name, K::Square), |x: T| x * x, a, la),
+        UnaryOp::Recip => map::unary_runs((name, K::Recip), T::recip, a, la),
+        UnaryOp::Sign => map::map1(name, a, la, T::signum0),
         UnaryOp::LeakyRelu(slope) => {
             let s = T::from_f64(slope);
             let f = |x: T| {
@@ -121,11 +120,11 @@ pub(crate) fn unary_cpu<T: FloatElement>(
                     x * s
                 }
             };
-            map::unary_runs(K::LeakyRelu { slope }, f, a, la)
+            map::unary_runs((name, K::LeakyRelu { slope }), f, a, la)
         }
         UnaryOp::Affine { mul, add } => {
             let (m, b) = (T::from_f64(mul), T::from_f64(add));
-            map::unary_runs(K::Affine { mul, add }, |x: T| x * m + b, a, la)
+            map::unary_runs((name, K::Affine { mul, add }), |x: T| x * m + b, a, la)
         }
         UnaryOp::ShiftedLeakyRelu { slope, shift } => {
             let (s, b) = (T::from_f64(slope), T::from_f64(shift));
@@ -136,14 +135,14 @@ pub(crate) fn unary_cpu<T: FloatElement>(
                     x * s + b
                 }
             };
-            map::unary_runs(K::ShiftedLeakyRelu { slope, shift }, f, a, la)
+            map::unary_runs((name, K::ShiftedLeakyRelu { slope, shift }), f, a, la)
         }
         UnaryOp::Powf(e) => {
             let e = T::from_f64(e);
             if e == T::from_f64(2.0) {
-                map::unary_runs(K::Square, |x: T| x * x, a, la)
+                map::unary_runs((name, K::Square), |x: T| x * x, a, la)
             } else {
-                Ok(map::map1(a, la, |x: T| x.powf(e)))
+                map::map1(name, a, la, |x: T| x.powf(e))
             }
         }
         UnaryOp::Clamp { min, max } => {
@@ -158,7 +157,7 @@ pub(crate) fn unary_cpu<T: FloatElement>(
                     x
                 }
             };
-            map::unary_runs(K::Clamp { min, max }, f, a, la)
+            map::unary_runs((name, K::Clamp { min, max }), f, a, la)
         }
     }
 }

@@ -24,7 +24,7 @@ impl Tensor {
         let target = self.check_reshape(shape.into(), "reshape")?;
         match self.layout.reshaped(&target) {
             Some(layout) => Ok(self.with_layout(layout)),
-            None => self.copy()?.view(target),
+            None => self.copy_for("reshape")?.view(target),
         }
     }
 
@@ -172,11 +172,27 @@ impl Tensor {
     }
 
     /// `self` if it is already contiguous (sharing storage), else a dense copy.
+    ///
+    /// ```
+    /// use tensor::{DType, Device, Tensor};
+    /// let row = Tensor::zeros([1, 1 << 20], DType::F32, &Device::Cpu).unwrap();
+    /// // A view of 2^62 bytes costs nothing; copying it is an error, not an abort.
+    /// let huge = row.expand([1 << 40, 1 << 20]).unwrap();
+    /// assert_eq!(
+    ///     huge.contiguous().unwrap_err().to_string(),
+    ///     "contiguous: cannot allocate 4611686018427387904 bytes for a f32 tensor of shape [1099511627776, 1048576]"
+    /// );
+    /// ```
     pub fn contiguous(&self) -> Result<Tensor> {
+        self.contiguous_for("contiguous")
+    }
+
+    /// [`Tensor::contiguous`] for the op `op`, which errors name.
+    pub(crate) fn contiguous_for(&self, op: &'static str) -> Result<Tensor> {
         if self.is_contiguous() {
             Ok(self.clone())
         } else {
-            self.copy()
+            self.copy_for(op)
         }
     }
 
