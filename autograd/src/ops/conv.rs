@@ -35,7 +35,7 @@ fn forward<T: ConvScalar + Element>(
     if x.device().is_cuda() {
         return Ok((tensor::cuda::conv2d_forward(shape, x, w, b)?, None));
     }
-    let mut out = tensor::pool::buffer::<T>(shape.output_len());
+    let mut out = tensor::pool::try_buffer::<T>("conv2d", &shape.output_dims().into())?;
     let mut mask = relu.then(|| vec![0u16; relu_mask_len(shape)]);
     read3::<T, ()>(x, w, b, |x, w, b| {
         match mask.as_deref_mut() {
@@ -57,7 +57,7 @@ fn backward_input<T: ConvScalar + Element>(
     if g.device().is_cuda() {
         return Ok(tensor::cuda::conv2d_backward_input(shape, g, w)?);
     }
-    let mut gx = tensor::pool::buffer::<T>(shape.input_len());
+    let mut gx = tensor::pool::try_buffer::<T>("conv2d_backward", &shape.input_dims().into())?;
     read2::<T, ()>(g, w, |g, w| {
         Ok(conv2d_backward_input(shape, g, w, &mut gx)?)
     })?;
@@ -117,7 +117,7 @@ fn backward_all<T: ConvScalar + Element>(
         let (gw, gb) = backward_weight::<T>(shape, x, g, with_bias)?;
         return Ok((gx, gw, gb));
     }
-    let mut gx = tensor::pool::buffer::<T>(shape.input_len());
+    let mut gx = tensor::pool::try_buffer::<T>("conv2d_backward", &shape.input_dims().into())?;
     let mut gw = vec![<T as Element>::ZERO; shape.weight_len()];
     let mut gb = with_bias.then(|| vec![<T as Element>::ZERO; shape.out_channels()]);
     read2::<T, ()>(x, w, |x, w| {
@@ -149,7 +149,13 @@ fn backward_relu<T: ConvScalar + Element>(
     need_weight: bool,
     with_bias: bool,
 ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-    let mut gx = need_input.then(|| tensor::pool::buffer::<T>(shape.input_len()));
+    let mut gx = match need_input {
+        true => Some(tensor::pool::try_buffer::<T>(
+            "conv2d_backward",
+            &shape.input_dims().into(),
+        )?),
+        false => None,
+    };
     let mut gw = need_weight.then(|| vec![<T as Element>::ZERO; shape.weight_len()]);
     let mut gb = with_bias.then(|| vec![<T as Element>::ZERO; shape.out_channels()]);
     read2::<T, ()>(x, w, |x, w| {

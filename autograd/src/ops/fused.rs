@@ -21,7 +21,7 @@ fn activation<T: Float + Element>(
     a: &Tensor,
     g: &Tensor,
 ) -> Result<Option<Tensor>> {
-    let mut out = tensor::pool::buffer::<T>(g.elem_count());
+    let mut out = tensor::pool::try_buffer::<T>("activation_backward", g.shape())?;
     let done = match kind {
         UnaryKind::Relu => {
             read2::<T, ()>(a, g, |x, g| Ok(relu_backward(x, g, &mut out)?)).map(|_| true)
@@ -118,7 +118,7 @@ pub(crate) fn activation_backward(
 fn ce_forward<T: Float + Element>(logits: &Tensor, targets: &[u32]) -> Result<(Tensor, Tensor)> {
     let (rows, cols) = (logits.dims()[0], logits.dims()[1]);
     let mut loss = vec![<T as Element>::ZERO; rows];
-    let mut log_probs = tensor::pool::buffer::<T>(rows * cols);
+    let mut log_probs = tensor::pool::try_buffer::<T>("cross_entropy", logits.shape())?;
     read1::<T, ()>(logits, |l| {
         Ok(cross_entropy_rows(
             l,
@@ -154,7 +154,7 @@ fn ce_backward<T: Float + Element>(
     grad_rows: &Tensor,
 ) -> Result<Tensor> {
     let (rows, cols) = (log_probs.dims()[0], log_probs.dims()[1]);
-    let mut out = tensor::pool::buffer::<T>(rows * cols);
+    let mut out = tensor::pool::try_buffer::<T>("cross_entropy_backward", log_probs.shape())?;
     read2::<T, ()>(log_probs, grad_rows, |lp, gr| {
         Ok(cross_entropy_rows_backward(
             lp, targets, gr, rows, cols, &mut out,

@@ -146,7 +146,7 @@ fn train_forward<T: NormScalar + Element>(
         StatsShape::Batch(s) => s.c(),
         StatsShape::Group(s) => s.rows(),
     };
-    let mut out = tensor::pool::buffer::<T>(x.elem_count());
+    let mut out = tensor::pool::try_buffer::<T>("norm", x.shape())?;
     let (mut mean, mut invstd) = (
         vec![<T as Element>::ZERO; groups],
         vec![<T as Element>::ZERO; groups],
@@ -194,7 +194,7 @@ fn eval_forward<T: NormScalar + Element>(
             eps,
         )?);
     }
-    let mut out = tensor::pool::buffer::<T>(x.elem_count());
+    let mut out = tensor::pool::try_buffer::<T>("batch_norm_eval", x.shape())?;
     let mut invstd = vec![<T as Element>::ZERO; shape.c()];
     read2::<T, ()>(running_mean, running_var, |rm, rv| {
         batch_norm_eval_invstd(rv, eps, &mut invstd)?;
@@ -241,7 +241,10 @@ fn backward<T: NormScalar + Element>(
         )?);
     }
     let channels = x.dims()[1];
-    let mut gx = want.0.then(|| tensor::pool::buffer::<T>(x.elem_count()));
+    let mut gx = match want.0 {
+        true => Some(tensor::pool::try_buffer::<T>("norm_backward", x.shape())?),
+        false => None,
+    };
     let mut gg = want.1.then(|| vec![<T as Element>::ZERO; channels]);
     let mut gb = want.2.then(|| vec![<T as Element>::ZERO; channels]);
     read2::<T, ()>(x, g, |xs, gs| {
