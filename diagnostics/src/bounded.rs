@@ -37,7 +37,7 @@
 //!   report's "at the first batch" and "at the last step", and the early-abort rule,
 //!   which reads every new record while it is the newest;
 //! - the records the user asked to keep: the snapshot call and the saturation-map call
-//!   of an [`ActivationConfig`], its [`keep_exact`](ActivationConfig::keep_exact)
+//!   of an [`ActivationConfig`], its [`keep_exact`](crate::activations::ActivationConfig::keep_exact)
 //!   calls, a [`GradientConfig::histogram_at`] step, a [`LossLog::keep_step`];
 //! - where NaN or infinity first appeared
 //!   ([`LayerActivations::first_non_finite`], [`ActivationLog::first_non_finite`],

@@ -17,6 +17,11 @@
 //! | `update_data` | log10 update:data per parameter over steps, guide at -3 | Karpathy 3 |
 //! | `loss` | training loss per step, validation loss dashed | both |
 //!
+//! In a long run whose logs were folded (see [`crate::bounded`]), a folded record is
+//! drawn at the middle of the calls (steps) it covers, the heat map's columns stay of
+//! equal width over the batches, and the end-of-training bars weight each record by
+//! the calls it stands for: every figure still shows the whole run.
+//!
 //! Every figure is a PNG; those without a `.png` in the table also get an SVG
 //! ([`FigureOptions::svg`]): the heat map and the saturation map hold thousands of
 //! cells, which make a heavy SVG.

@@ -49,7 +49,7 @@ pub struct GradientConfig {
     /// Bins of those histograms (symmetric over `±max|g|` of each parameter).
     pub histogram_bins: usize,
     /// Records kept per parameter (default
-    /// [`DEFAULT_CAPACITY`](crate::bounded::DEFAULT_CAPACITY)): beyond it older
+    /// [`DEFAULT_CAPACITY`]): beyond it older
     /// records are folded together, the first, the last and the `histogram_at` step
     /// staying exact (see [`crate::bounded`]). `usize::MAX` keeps every record.
     pub capacity: usize,
