@@ -324,9 +324,10 @@ fn read_exact<'a>(
 /// [`NnError::MissingTensor`] or [`NnError::TensorMismatch`] naming the tensor and
 /// the shapes when one the file announces is missing or mis-shaped (e.g. the
 /// optimiser's model differs from the saved one), [`NnError::Checkpoint`] when the
-/// file is not an optimiser checkpoint or has another number of groups or
-/// parameters, [`NnError::Config`] (from [`Optimizer::load_state`]) when it holds
-/// another optimiser's state, and [`NnError::Io`] when it cannot be read.
+/// file is not an optimiser checkpoint, has another number of groups or parameters,
+/// or holds state the optimiser refuses (another optimiser's, hyper-parameters out of
+/// range: [`Optimizer::load_state`]'s message, prefixed with the file), and
+/// [`NnError::Io`] when it cannot be read.
 pub fn load_optimizer(optimizer: &mut dyn Optimizer, path: &Path) -> Result<()> {
     let name = path.display().to_string();
     let buffer = std::fs::read(path).map_err(io(path))?;
@@ -415,5 +416,10 @@ pub fn load_optimizer(optimizer: &mut dyn Optimizer, path: &Path) -> Result<()> 
         }
         state.groups.push(GroupState { hp, params });
     }
-    optimizer.load_state(&state)
+    // The optimiser checks the values (hyper-parameter ranges, step counts, its own
+    // kind); its refusal is about this file, so the error names it.
+    optimizer.load_state(&state).map_err(|e| NnError::Checkpoint {
+        path: name.clone(),
+        detail: e.to_string(),
+    })
 }

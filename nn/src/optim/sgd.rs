@@ -79,7 +79,8 @@ impl Optimizer for Sgd {
                         *x -= hp.lr * step;
                     })?;
                 }
-                state.steps += 1;
+                // Saturating: a loaded count may be anything a u64 holds.
+                state.steps = state.steps.saturating_add(1);
             }
         }
         Ok(())
