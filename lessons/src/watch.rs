@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
 
-use diagnostics::activations::{ActivationConfig, ActivationLog, ActivationStats, Pass};
+use diagnostics::activations::{ActivationConfig, ActivationRecord, ActivationStats, Pass};
 use diagnostics::health::{HealthConfig, HealthReport};
 use diagnostics::losses::LossLog;
 use diagnostics::TrainingLog;
@@ -15,7 +15,6 @@ use nn::hooks::ModuleFilter;
 use train::{Event, Interrupt, Learner, Phase};
 
 use crate::Result;
-use plots::{HeatmapPanel, HistogramHeatmap};
 
 /// What to watch and how long to train.
 #[derive(Clone, Debug)]
@@ -68,7 +67,8 @@ impl Watched {
     }
 
     /// Per watched layer: its label and the mean dead fraction over the last quarter
-    /// of its training records (the fastai dead chart's final level).
+    /// of its training calls (the fastai dead chart's final level), each record
+    /// weighted by the calls it stands for in a folded log.
     pub fn dead_fractions(&self) -> Vec<(String, f64)> {
         let Some(acts) = &self.log.activations else {
             return Vec::new();
@@ -76,19 +76,8 @@ impl Watched {
         acts.layers
             .iter()
             .map(|layer| {
-                let recs: Vec<f64> = layer
-                    .records_of(Pass::Train)
-                    .map(|r| r.dead_fraction())
-                    .collect();
-                let tail = recs.len().div_ceil(4).max(1);
-                let start = recs.len().saturating_sub(tail);
-                let slice = &recs[start..];
-                let mean = if slice.is_empty() {
-                    f64::NAN
-                } else {
-                    slice.iter().sum::<f64>() / slice.len() as f64
-                };
-                (layer.label(), mean)
+                let dead = layer.final_mean(Pass::Train, 0.25, ActivationRecord::dead_fraction);
+                (layer.label(), dead)
             })
             .collect()
     }
@@ -176,67 +165,25 @@ pub fn scalar(t: &tensor::Tensor) -> Result<f64> {
         .ok_or_else(|| "an empty tensor has no scalar value".into())
 }
 
-/// Writes a run's figures (the diagnostics crate's line plots plus the `color_dim`
-/// heat map) and its health report into `dir` (created); returns the report and the
-/// files.
+/// Writes a run's figures (the diagnostics crate's plots, the `color_dim` heat map
+/// among them) and its health report into `dir` (created); returns the report and
+/// the files.
 ///
 /// # Errors
 /// A directory, figure or report that cannot be written.
 pub fn write_run(
     log: &TrainingLog,
     dir: &Path,
-    title: &str,
     classes: usize,
 ) -> Result<(HealthReport, Vec<PathBuf>)> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let mut files = log
         .write_all_plots(dir)
         .map_err(|e| format!("writing the figures into {}: {e}", dir.display()))?;
-    if let Some(acts) = &log.activations {
-        if let Some(path) = color_dim(acts, dir, title)? {
-            files.push(path);
-        }
-    }
     let report = log.health(&HealthConfig::classifier(classes));
     let md = report
         .write_markdown(dir, &files)
         .map_err(|e| format!("writing the health report into {}: {e}", dir.display()))?;
     files.push(md);
     Ok((report, files))
-}
-
-/// The histogram heat map of every layer with training records, as `color_dim.png`.
-fn color_dim(acts: &ActivationLog, dir: &Path, title: &str) -> Result<Option<PathBuf>> {
-    let spec = &acts.config.histogram;
-    let panels: Vec<HeatmapPanel> = acts
-        .layers
-        .iter()
-        .filter_map(|layer| {
-            let rows: Vec<Vec<u64>> = layer
-                .records_of(Pass::Train)
-                .map(|r| r.histogram.clone())
-                .filter(|h| !h.is_empty())
-                .collect();
-            (!rows.is_empty()).then(|| HeatmapPanel::new(layer.label(), spec.lo, spec.hi, rows))
-        })
-        .collect();
-    if panels.is_empty() {
-        return Ok(None);
-    }
-    let y_label = if spec.abs {
-        "|activation|"
-    } else {
-        "activation"
-    };
-    let mut figure = HistogramHeatmap::new(
-        format!("{title}: activation histograms over training (log1p counts)"),
-        "batch",
-        y_label,
-    );
-    for panel in panels {
-        figure.push(panel);
-    }
-    let path = dir.join("color_dim.png");
-    figure.save_png(&path, 1200, 800)?;
-    Ok(Some(path))
 }

@@ -418,8 +418,10 @@ pub fn load_optimizer(optimizer: &mut dyn Optimizer, path: &Path) -> Result<()> 
     }
     // The optimiser checks the values (hyper-parameter ranges, step counts, its own
     // kind); its refusal is about this file, so the error names it.
-    optimizer.load_state(&state).map_err(|e| NnError::Checkpoint {
-        path: name.clone(),
-        detail: e.to_string(),
-    })
+    optimizer
+        .load_state(&state)
+        .map_err(|e| NnError::Checkpoint {
+            path: name.clone(),
+            detail: e.to_string(),
+        })
 }

@@ -512,16 +512,14 @@ impl Ctx {
         }
         let lr = self.lr(stage);
         let mut learn = self.learner(model, lr, self.args.batch_size, normalise)?;
-        let mut title = format!("{stage}: lr {lr}");
         let mut lr_cell = Num(lr).to_string();
         if one_cycle {
             let (lr_schedule, _momentum) = train::schedule::one_cycle(lr, 0.3);
             learn.add_callback(ParamScheduler::new(lr_schedule));
-            title = format!("{stage}: one-cycle to lr {lr}");
             lr_cell = format!("{} (peak)", Num(lr));
         }
         let watched = fit_watched(&mut learn, &self.watch_options(self.args.max_batches))?;
-        self.finish(stage, &lr_cell, &title, watched)
+        self.finish(stage, &lr_cell, watched)
     }
 
     /// LSUV on the first normalised training batch, reported layer by layer.
@@ -550,9 +548,9 @@ impl Ctx {
     }
 
     /// Writes a run's figures and report and adds its row.
-    fn finish(&mut self, stage: &str, lr: &str, title: &str, watched: Watched) -> Result<()> {
+    fn finish(&mut self, stage: &str, lr: &str, watched: Watched) -> Result<()> {
         let dir = self.args.out.join(stage);
-        let (report, files) = write_run(&watched.log, &dir, title, 10)?;
+        let (report, files) = write_run(&watched.log, &dir, 10)?;
         let status = match &watched.outcome {
             _ if watched.interrupted() => Status::Interrupted,
             Ok(_) => Status::Ok(None),
@@ -616,8 +614,7 @@ impl Ctx {
                 )?;
                 let mut learn = self.learner(model, lr, self.args.batch_size, true)?;
                 let watched = fit_watched(&mut learn, &self.watch_options(self.args.max_batches))?;
-                let title = format!("{name}: lr {lr}");
-                self.finish(&name, &Num(lr).to_string(), &title, watched)
+                self.finish(&name, &Num(lr).to_string(), watched)
             })();
             if let Err(e) = run {
                 eprintln!("{name} failed: {e}");
@@ -725,8 +722,7 @@ impl Ctx {
                 let mut opts = self.watch_options(Some(cap));
                 opts.epochs = 1;
                 let watched = fit_watched(&mut learn, &opts)?;
-                let title = format!("{name}: batch size 2, lr {lr}");
-                self.finish(name, &Num(lr).to_string(), &title, watched)
+                self.finish(name, &Num(lr).to_string(), watched)
             })();
             if let Err(e) = run {
                 eprintln!("{name} failed: {e}");

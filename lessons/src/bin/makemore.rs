@@ -376,6 +376,8 @@ fn run(args: Args) -> Result<i32> {
     };
     let mut opt = Sgd::new(model.parameters(), hp)?;
     let mut losses = LossLog::new();
+    // The snapshot step's loss stays exact however the log folds.
+    losses.keep_step(args.snapshot_step);
     let decay_at = args.steps * 3 / 4;
     let report_every = (args.steps / 10).max(1);
     let start = std::time::Instant::now();
