@@ -82,6 +82,52 @@ impl fmt::Display for Num {
     }
 }
 
+/// Escapes `text` (a name the report did not write itself: a module path or kind, a
+/// parameter name, a file name) for markdown: characters that would start raw HTML or
+/// an entity become entities (`<` is `&lt;`, `>` is `&gt;`, `&` is `&amp;`), and the
+/// ones markdown gives a meaning (emphasis, code, links, table cells, escapes) are
+/// backslash-escaped, so the name renders as written and can neither inject markup nor
+/// break a table.
+///
+/// ```
+/// use diagnostics::format::markdown_escape;
+/// assert_eq!(markdown_escape("0.conv (Conv2d)"), "0.conv (Conv2d)");
+/// assert_eq!(
+///     markdown_escape("<script>alert(1)</script>|x_1"),
+///     "&lt;script&gt;alert(1)&lt;/script&gt;\\|x\\_1"
+/// );
+/// ```
+pub fn markdown_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // A line break would end a table row or list item early.
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes only what could start raw HTML or an entity (`<` and `&`) in prose the
+/// report wrote that may quote a name (a verdict's evidence): `|x| > 0.97` stays
+/// readable, `<script>` does not survive.
+///
+/// ```
+/// use diagnostics::format::html_safe;
+/// assert_eq!(html_safe("|x| > 0.97 in <b>"), "|x| > 0.97 in &lt;b>");
+/// ```
+pub fn html_safe(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -229,7 +229,9 @@ fn diagnose_names_missing_and_corrupt_data() {
 #[test]
 fn diagnose_exits_non_zero_when_a_stage_cannot_write_its_outputs() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
+    // A folder name with markup: the summary quotes it in the failure's status and
+    // must escape it (a report is data, not code).
+    let out = dir.path().join("out<script>|x");
     std::fs::create_dir_all(&out).unwrap();
     // The baseline's folder is taken by a file: its figures cannot be written. The
     // stage after it still runs.
@@ -257,6 +259,8 @@ fn diagnose_exits_non_zero_when_a_stage_cannot_write_its_outputs() {
         "{summary}"
     );
     assert!(summary.contains("| batchnorm |"), "{summary}");
+    assert!(!summary.contains("<script>"), "raw markup in the summary:\n{summary}");
+    assert!(summary.contains("out&lt;script&gt;\\|x"), "{summary}");
     assert!(out.join("batchnorm").join("health.md").exists());
     assert_no_temp_files(&out, "unwritable stage folder");
 }

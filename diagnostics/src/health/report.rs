@@ -8,7 +8,7 @@ use crate::activations::{ActivationLog, ActivationRecord, LayerActivations, Pass
 use crate::atomic::write_atomic;
 use crate::bounded::{first_part_by_weight, last_part_by_weight, weighted_mean, weighted_median};
 use crate::error::Result;
-use crate::format::Num;
+use crate::format::{html_safe, markdown_escape, Num};
 use crate::gradients::GradientLog;
 use crate::losses::{expected_initial_loss, LossLog};
 use crate::training_log::TrainingLog;
@@ -489,9 +489,9 @@ impl HealthReport {
                     md,
                     "- **{} — {}: {}.** {}. *Remedy:* {}.",
                     v.severity.name(),
-                    v.subject,
+                    markdown_escape(&v.subject),
                     v.finding.title(),
-                    v.evidence,
+                    html_safe(&v.evidence),
                     v.remedy()
                 );
             }
@@ -513,7 +513,7 @@ impl HealthReport {
                 let _ = writeln!(
                     md,
                     "| {} | {} | {} | {} ({}) | {} | {} | {} | {} |",
-                    s.label,
+                    markdown_escape(&s.label),
                     s.records,
                     Num(s.start_std),
                     Num(s.peak_std.0),
@@ -534,7 +534,7 @@ impl HealthReport {
                 let _ = writeln!(
                     md,
                     "| {} | {} | {:.3} | {} |",
-                    p.label,
+                    markdown_escape(&p.label),
                     p.steps,
                     Num(p.median_update_log10),
                     Num(p.last_grad_data)
@@ -573,7 +573,13 @@ impl HealthReport {
                     || f.display().to_string(),
                     |n| n.to_string_lossy().into_owned(),
                 );
-                let _ = writeln!(md, "- [{name}]({name})");
+                // The link target is percent-encoded where markdown would end it.
+                let target = name
+                    .replace('%', "%25")
+                    .replace(' ', "%20")
+                    .replace('(', "%28")
+                    .replace(')', "%29");
+                let _ = writeln!(md, "- [{}]({target})", html_safe(&name));
             }
             let _ = writeln!(md);
         }

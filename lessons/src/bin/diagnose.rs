@@ -49,7 +49,7 @@ use clap::Parser;
 use data::fashion_mnist::FashionMnist;
 use data::loader::{DataLoader, Normalize};
 use diagnostics::activations::ActivationConfig;
-use diagnostics::format::{format_number, Num};
+use diagnostics::format::{format_number, markdown_escape, Num};
 use lessons::cli::{self, interrupt, OutputLock, EXIT_INTERRUPTED};
 use lessons::models::{lesson_cnn, Activation, CnnConfig, Init, Norm};
 use lessons::watch::{fit_watched, write_run, WatchOptions, Watched};
@@ -808,7 +808,7 @@ impl Ctx {
                 f(r.valid_acc, 4),
                 dead,
                 r.verdicts,
-                r.status.to_string().replace('|', "/"),
+                markdown_escape(&r.status.to_string()),
                 r.seconds
             );
         }
