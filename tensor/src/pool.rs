@@ -58,8 +58,20 @@ type Key = (DType, usize);
 /// evaluation batch, the next stage of `diagnose`) would fill the pool with buffers
 /// nothing asks for again, and every later large tensor would come from the
 /// allocator, page faults and all.
+///
+/// The pool also counts, per key, the buffers it has handed out (taken, or asked for
+/// and then allocated fresh) that have not come back: a dropped buffer is kept only
+/// against such an outstanding one. A buffer made elsewhere (a `Vec` the caller built
+/// and passed to `Tensor::from_vec`, say, every batch of a data loader) has nothing
+/// outstanding to match and goes straight back to the allocator; without that rule
+/// such buffers piled up, unused, until the pool reached its limit, and memory grew
+/// with the length of a run.
 struct Pool {
     free: HashMap<Key, Vec<(u64, CpuStorage)>>,
+    /// Per key, the buffers handed out by [`Pool::take`] (hits and misses alike) that
+    /// have not come back through [`Pool::put`]. Only keys with a count above zero are
+    /// present, so the map is bounded by the live tensors.
+    outstanding: HashMap<Key, usize>,
     /// Stamp of every kept buffer (increasing with the time it was kept) to its key.
     order: BTreeMap<u64, Key>,
     next_stamp: u64,
@@ -71,6 +83,7 @@ impl Pool {
     fn new(limit: usize) -> Self {
         Self {
             free: HashMap::new(),
+            outstanding: HashMap::new(),
             order: BTreeMap::new(),
             next_stamp: 0,
             bytes: 0,
@@ -78,12 +91,26 @@ impl Pool {
         }
     }
 
-    /// Keeps `storage` (if it is large enough and not over the limit on its own),
-    /// evicting the longest-kept buffers to make room. Returns what to free: the
-    /// evicted buffers, or `storage` itself when it is not kept.
+    /// Keeps `storage` (if it is large enough, not over the limit on its own, and
+    /// matches a buffer of its key the pool handed out), evicting the longest-kept
+    /// buffers to make room. Returns what to free: the evicted buffers, or `storage`
+    /// itself when it is not kept.
     fn put(&mut self, storage: CpuStorage) -> Vec<CpuStorage> {
         let bytes = bytes_of(&storage);
-        if bytes < MIN_POOLED_BYTES || bytes > self.limit {
+        if bytes < MIN_POOLED_BYTES {
+            return vec![storage];
+        }
+        let key = (storage.dtype(), len_of(&storage));
+        // Coming back: one fewer outstanding, whether it is kept or not.
+        match self.outstanding.get_mut(&key) {
+            Some(n) if *n > 1 => *n -= 1,
+            Some(_) => {
+                self.outstanding.remove(&key);
+            }
+            // Made outside the pool: nothing will ask for it.
+            None => return vec![storage],
+        }
+        if bytes > self.limit {
             return vec![storage];
         }
         let mut evicted = Vec::new();
@@ -101,7 +128,6 @@ impl Pool {
                 evicted.push(old);
             }
         }
-        let key = (storage.dtype(), len_of(&storage));
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         self.order.insert(stamp, key);
@@ -110,8 +136,13 @@ impl Pool {
         evicted
     }
 
-    /// The most recently kept buffer of `key`, if any.
+    /// The most recently kept buffer of `key`, if any. Either way the caller now holds
+    /// a buffer of `key` (this one, or one it allocates), counted as outstanding.
     fn take(&mut self, key: Key) -> Option<CpuStorage> {
+        if key.1.saturating_mul(key.0.size_in_bytes()) < MIN_POOLED_BYTES {
+            return None;
+        }
+        *self.outstanding.entry(key).or_insert(0) += 1;
         let list = self.free.get_mut(&key)?;
         let (stamp, storage) = list.pop()?;
         if list.is_empty() {
@@ -357,10 +388,24 @@ mod tests {
         );
     }
 
+    /// Puts back an f32 buffer of `n` elements that the pool handed out (asked for,
+    /// then allocated fresh, as `alloc_buf` does on a miss); returns what was freed.
+    fn issue_and_put(p: &mut Pool, n: usize) -> Vec<CpuStorage> {
+        let buffer = match p.take((DType::F32, n)) {
+            Some(CpuStorage::F32(v)) => v,
+            _ => vec![0.0; n],
+        };
+        p.put(CpuStorage::F32(buffer))
+    }
+
     /// A private pool of `limit` bytes holding f32 buffers of the given lengths, kept
     /// in that order.
     fn pool_with(limit: usize, lens: &[usize]) -> Pool {
         let mut p = Pool::new(limit);
+        for &n in lens {
+            assert!(p.take((DType::F32, n)).is_none(), "a new pool is empty");
+        }
+        // Every buffer was asked for (above) and now comes back.
         for &n in lens {
             assert!(p.put(CpuStorage::F32(vec![0.0; n])).is_empty());
         }
@@ -373,7 +418,7 @@ mod tests {
         let mut p = pool_with(4 * (a + b + c), &[a, b, c]);
         assert_eq!(p.bytes, 4 * (a + b + c));
         // 4 * 70_000 bytes more: the oldest (a) and the next (b) must go.
-        let evicted = p.put(CpuStorage::F32(vec![0.0; 70_000]));
+        let evicted = issue_and_put(&mut p, 70_000);
         let lens: Vec<usize> = evicted.iter().map(len_of).collect();
         assert_eq!(lens, [a, b]);
         assert_eq!(p.bytes, 4 * (c + 70_000));
@@ -393,7 +438,7 @@ mod tests {
         };
         v[0] = 1.0;
         assert!(p.put(CpuStorage::F32(v)).is_empty());
-        let evicted = p.put(CpuStorage::F32(vec![0.0; 60_000]));
+        let evicted = issue_and_put(&mut p, 60_000);
         assert_eq!(evicted.iter().map(len_of).collect::<Vec<_>>(), [n, 50_000]);
         let CpuStorage::F32(kept) = p.take((DType::F32, n)).unwrap() else {
             unreachable!()
@@ -404,9 +449,57 @@ mod tests {
     #[test]
     fn buffers_larger_than_the_limit_or_small_are_not_kept() {
         let mut p = Pool::new(4 * 50_000);
-        assert_eq!(p.put(CpuStorage::F32(vec![0.0; 60_000])).len(), 1);
-        assert_eq!(p.put(CpuStorage::F32(vec![0.0; 100])).len(), 1);
+        assert_eq!(issue_and_put(&mut p, 60_000).len(), 1);
+        assert_eq!(issue_and_put(&mut p, 100).len(), 1);
         assert_eq!(p.bytes, 0);
+        assert!(
+            p.outstanding.is_empty(),
+            "what came back is no longer outstanding"
+        );
+    }
+
+    #[test]
+    fn buffers_made_outside_the_pool_are_not_kept() {
+        let n = 50_000;
+        let mut p = Pool::new(1 << 30);
+        // A batch built by the caller every step: nothing of its size was handed out.
+        for _ in 0..10 {
+            assert_eq!(p.put(CpuStorage::F32(vec![0.0; n])).len(), 1);
+        }
+        assert_eq!((p.bytes, p.order.len()), (0, 0));
+        // Handed out twice and back twice: both kept; a third from outside is not.
+        assert!(p.take((DType::F32, n)).is_none());
+        assert!(p.take((DType::F32, n)).is_none());
+        assert!(p.put(CpuStorage::F32(vec![0.0; n])).is_empty());
+        assert!(p.put(CpuStorage::F32(vec![0.0; n])).is_empty());
+        assert_eq!(p.put(CpuStorage::F32(vec![0.0; n])).len(), 1);
+        assert_eq!(p.order.len(), 2);
+        assert!(p.outstanding.is_empty());
+    }
+
+    /// A training loop whose batches are made outside the pool: the pool's size stays
+    /// what one step needs however many steps run.
+    #[test]
+    fn a_loop_of_outside_buffers_and_pooled_outputs_keeps_the_pool_flat() {
+        let mut p = Pool::new(1 << 30);
+        let (batch, act) = (40_000, 60_000);
+        let mut sizes = Vec::new();
+        for _step in 0..50 {
+            // The batch: built by the caller (from_vec), dropped at the end.
+            let x = CpuStorage::F32(vec![0.0; batch]);
+            // Three activations from the pool.
+            let acts: Vec<CpuStorage> = (0..3)
+                .map(|_| {
+                    p.take((DType::F32, act))
+                        .unwrap_or(CpuStorage::F32(vec![0.0; act]))
+                })
+                .collect();
+            for s in acts.into_iter().chain([x]) {
+                drop(p.put(s));
+            }
+            sizes.push(p.order.len());
+        }
+        assert!(sizes.iter().all(|&n| n == 3), "{sizes:?}");
     }
 
     #[test]

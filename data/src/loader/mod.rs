@@ -38,7 +38,7 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use tensor::{DType, Device, Element, Tensor};
+use tensor::{DType, Device, Element, Shape, Tensor};
 
 use crate::error::{DataError, Result};
 
@@ -228,19 +228,29 @@ fn gather_rows(
     dims: Vec<usize>,
     device: &Device,
 ) -> Result<Tensor> {
-    fn gather<T: Element>(t: &Tensor, rows: &[usize], row_len: usize) -> Result<Vec<T>> {
-        Ok(t.with_slice(|data: &[T]| {
-            let mut out = Vec::with_capacity(rows.len() * row_len);
-            for &r in rows {
-                out.extend_from_slice(&data[r * row_len..(r + 1) * row_len]);
-            }
-            out
-        })?)
+    // The batch's buffer comes from the tensor pool (fallibly), so the buffers of one
+    // epoch's batches are reused by the next instead of piling up.
+    fn gather<T: Element>(
+        t: &Tensor,
+        rows: &[usize],
+        row_len: usize,
+        shape: &Shape,
+    ) -> Result<Vec<T>> {
+        let mut out = tensor::pool::try_buffer::<T>("DataLoader batch", shape)?;
+        if row_len > 0 {
+            t.with_slice(|data: &[T]| {
+                for (dst, &r) in out.chunks_exact_mut(row_len).zip(rows) {
+                    dst.copy_from_slice(&data[r * row_len..(r + 1) * row_len]);
+                }
+            })?;
+        }
+        Ok(out)
     }
+    let shape = Shape::from(dims);
     Ok(match t.dtype() {
-        DType::F32 => Tensor::from_vec(gather::<f32>(t, rows, row_len)?, dims, device)?,
-        DType::F64 => Tensor::from_vec(gather::<f64>(t, rows, row_len)?, dims, device)?,
-        DType::U32 => Tensor::from_vec(gather::<u32>(t, rows, row_len)?, dims, device)?,
+        DType::F32 => Tensor::from_vec(gather::<f32>(t, rows, row_len, &shape)?, shape, device)?,
+        DType::F64 => Tensor::from_vec(gather::<f64>(t, rows, row_len, &shape)?, shape, device)?,
+        DType::U32 => Tensor::from_vec(gather::<u32>(t, rows, row_len, &shape)?, shape, device)?,
     })
 }
 
