@@ -259,7 +259,10 @@ fn diagnose_exits_non_zero_when_a_stage_cannot_write_its_outputs() {
         "{summary}"
     );
     assert!(summary.contains("| batchnorm |"), "{summary}");
-    assert!(!summary.contains("<script>"), "raw markup in the summary:\n{summary}");
+    assert!(
+        !summary.contains("<script>"),
+        "raw markup in the summary:\n{summary}"
+    );
     assert!(summary.contains("out&lt;script&gt;\\|x"), "{summary}");
     assert!(out.join("batchnorm").join("health.md").exists());
     assert_no_temp_files(&out, "unwritable stage folder");
