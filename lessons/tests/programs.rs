@@ -64,6 +64,8 @@ fn diagnose_runs_two_stages_on_the_embedded_subset() {
             "baseline,5",
             "--max-batches",
             "3",
+            "--epochs",
+            "1",
             "--threads",
             "2",
             "--out",
@@ -113,6 +115,8 @@ fn diagnose_is_reproducible_for_a_seed_and_thread_count() {
                 "kaiming",
                 "--max-batches",
                 "3",
+                "--epochs",
+                "1",
                 "--threads",
                 "2",
                 "--seed",
@@ -165,6 +169,8 @@ fn diagnose_uses_each_stages_lr_unless_lr_is_given() {
             "baseline,kaiming,one-cycle,small-batch",
             "--max-batches",
             "2",
+            "--epochs",
+            "1",
             "--threads",
             "2",
             "--out",
@@ -206,6 +212,75 @@ fn diagnose_uses_each_stages_lr_unless_lr_is_given() {
         };
         assert_eq!(lr, want, "stage {stage} in:\n{overridden}");
     }
+}
+
+/// The cells of the summary row of `stage`.
+fn summary_row(summary: &str, stage: &str) -> Vec<String> {
+    summary
+        .lines()
+        .find(|l| l.starts_with(&format!("| {stage} |")))
+        .unwrap_or_else(|| panic!("no row {stage} in:\n{summary}"))
+        .split(" | ")
+        .map(|c| {
+            c.trim_matches(|ch: char| ch == '|' || ch.is_whitespace())
+                .to_string()
+        })
+        .collect()
+}
+
+/// The README's first command, on the embedded data with its default protocol,
+/// shows the lesson: the baseline's deepest activation layer is flagged dead by the
+/// same figure the summary prints, and BatchNorm ends well above the baseline.
+#[test]
+fn diagnose_default_protocol_shows_the_lesson_on_the_embedded_subset() {
+    let dir = temp_dir("lesson-default");
+    run(
+        env!("CARGO_BIN_EXE_diagnose"),
+        &[
+            "--subset",
+            "--stages",
+            "baseline,batchnorm",
+            "--threads",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("batch size 256, 8 epoch(s): 152 training steps per stage"),
+        "the summary does not say what was run:\n{summary}"
+    );
+    let base = summary_row(&summary, "baseline");
+    let bn = summary_row(&summary, "batchnorm");
+    let deepest: f64 = base[5].rsplit(" / ").next().unwrap().parse().unwrap();
+    assert!(
+        deepest > 0.9,
+        "baseline's deepest layer {deepest} in:\n{summary}"
+    );
+    // The health report flags that layer (the deepest ReLU of the baseline, path 7).
+    let health = std::fs::read_to_string(dir.join("baseline").join("health.md")).unwrap();
+    assert!(
+        health.contains("7 (ReLU): dead units."),
+        "baseline's deepest ReLU not flagged:\n{health}"
+    );
+    assert!(
+        summary.contains("and the health report flags it"),
+        "{summary}"
+    );
+    let acc = |row: &[String]| row[4].parse::<f64>().unwrap();
+    assert!(
+        acc(&bn) > acc(&base) + 0.1,
+        "batchnorm {} vs baseline {}:\n{summary}",
+        acc(&bn),
+        acc(&base)
+    );
+    // And BatchNorm's units are alive by the same rule.
+    assert!(
+        bn[5].split(" / ").all(|d| d.parse::<f64>().unwrap() < 0.9),
+        "{summary}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
