@@ -283,6 +283,45 @@ fn diagnose_default_protocol_shows_the_lesson_on_the_embedded_subset() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The small-batch stage in the lesson's setup (GeneralRelu net with an average-pool
+/// head, SGD lr 0.4, batch 2), shortened to 500 steps: plain BatchNorm with eps 1e-5
+/// ends below RunningBatchNorm, in accuracy and in training loss, and the summary's
+/// sentence says so from those numbers.
+#[test]
+fn diagnose_small_batch_batchnorm_ends_below_runningbatchnorm() {
+    let dir = temp_dir("small-batch-order");
+    run(
+        env!("CARGO_BIN_EXE_diagnose"),
+        &[
+            "--subset",
+            "--stages",
+            "small-batch",
+            "--small-batches",
+            "500",
+            "--threads",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    let bn = summary_row(&summary, "small-batch-batchnorm");
+    let rbn = summary_row(&summary, "small-batch-runningbatchnorm");
+    let num = |row: &[String], i: usize| row[i].parse::<f64>().unwrap();
+    assert!(
+        num(&rbn, 4) > num(&bn, 4) + 0.1,
+        "valid acc: runningbatchnorm {} vs batchnorm {}:\n{summary}",
+        num(&rbn, 4),
+        num(&bn, 4)
+    );
+    assert!(num(&rbn, 2) < num(&bn, 2), "train loss:\n{summary}");
+    assert!(
+        summary.contains("RunningBatchNorm beat plain BatchNorm by"),
+        "{summary}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn diagnose_rejects_an_unknown_stage() {
     let out = Command::new(env!("CARGO_BIN_EXE_diagnose"))
