@@ -1,5 +1,5 @@
 //! End-to-end runs of the lesson programs with small settings: `diagnose` on the
-//! embedded Fashion-MNIST subset and `makemore` on `../shared/data/names.txt`.
+//! embedded Fashion-MNIST subset and `makemore` on the shipped `lessons/data/names.txt`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -335,11 +335,9 @@ fn diagnose_rejects_an_unknown_stage() {
 
 #[test]
 fn makemore_runs_on_names() {
-    let words = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/names.txt");
-    if !words.exists() {
-        eprintln!("skipped: {} is absent", words.display());
-        return;
-    }
+    // The shipped list, always present in the repository.
+    let words = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/names.txt");
+    assert!(words.exists(), "{} is missing", words.display());
     let out_dir = temp_dir("makemore");
     let out = run(
         env!("CARGO_BIN_EXE_makemore"),
@@ -367,6 +365,29 @@ fn makemore_runs_on_names() {
     ] {
         assert_valid_png(&out_dir.join(format!("{fig}.png")));
     }
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// Without `--words`, makemore trains on the built-in names.txt (makemore's list).
+#[test]
+fn makemore_runs_without_a_word_list() {
+    let out_dir = temp_dir("makemore-builtin");
+    let out = run(
+        env!("CARGO_BIN_EXE_makemore"),
+        &[
+            "--steps",
+            "5",
+            "--threads",
+            "2",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("32033 words from the built-in names.txt"),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
