@@ -766,8 +766,21 @@ impl Ctx {
             (None, None) => " (the lesson's protocol)",
             _ => "",
         };
+        let small = if self.stages.contains(&"small-batch") {
+            let images = n.min(SMALL_BATCH_IMAGES);
+            let cap = self
+                .args
+                .max_batches
+                .map_or(self.args.small_batches, |m| m.min(self.args.small_batches));
+            format!(
+                "; the small-batch stage: batch size 2, {} steps over the first {images} training images",
+                cap.min(images / 2)
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "batch size {}, {} epoch(s): {per_stage} training steps per stage{why}; lr {}; seed {}{}",
+            "batch size {}, {} epoch(s): {per_stage} training steps per stage{why}; lr {}; seed {}{}{small}",
             self.batch_size,
             self.epochs,
             lr_description(self.args.lr),
