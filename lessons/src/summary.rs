@@ -348,10 +348,11 @@ therefore expects InstanceNorm to classify far worse than BatchNorm.
         let gap = bn - inst;
         let _ = write!(
             md,
-            "\nMeasured here: InstanceNorm {} vs BatchNorm {} ({:.1} points below). ",
+            "\nMeasured here: InstanceNorm {} vs BatchNorm {} ({:.1} points {}). ",
             pct(inst),
             pct(bn),
-            100.0 * gap
+            100.0 * gap.abs(),
+            if gap >= 0.0 { "below" } else { "above" }
         );
         if gap > 0.1 {
             md.push_str("This run agrees with the lesson.\n");
@@ -497,6 +498,12 @@ mod tests {
         let close = vec![row("norms-batchnorm", 0.85), row("norms-instancenorm", 0.8)];
         let md = norms_note(&close);
         assert!(md.contains("which contradicts the lesson"), "{md}");
+        let above = vec![
+            row("norms-batchnorm", 0.81),
+            row("norms-instancenorm", 0.83),
+        ];
+        let md = norms_note(&above);
+        assert!(md.contains("(2.0 points above)"), "{md}");
         assert!(!md.contains("agrees"), "{md}");
     }
 
