@@ -1,6 +1,6 @@
 //! The makemore words data set: reading, vocabulary, context windows and the split.
-//! Most checks use inline word lists; two read the lectures' names.txt from the shared
-//! folder beside the repository (never copied into it) and skip, saying why, without it.
+//! Most checks use inline word lists; two read the lectures' names.txt, shipped in
+//! `lessons/data/` (makemore's list, MIT licence: `lessons/data/NOTICE`).
 
 use std::collections::HashSet;
 use std::fs;
@@ -10,9 +10,9 @@ use data::words::{ContextWindows, Vocab, WordList};
 use data::DataError;
 use tensor::Device;
 
-/// `../shared/data/names.txt` relative to the repository root, if present.
+/// `lessons/data/names.txt` in the repository, if present.
 fn names_txt() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/names.txt");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lessons/data/names.txt");
     if path.is_file() {
         Some(path)
     } else {

@@ -153,25 +153,45 @@ pub fn activation_stds(log: &ActivationLog) -> Option<LinePlot> {
     .map(|p| p.y_scale(Scale::Log10))
 }
 
-/// What the dead fraction of `log` counts, for axis labels.
+/// What the dead fraction of `log` counts, for axis labels: the rule when every
+/// layer has the same one, otherwise a pointer to the labels.
 fn dead_measure(log: &ActivationLog) -> String {
-    if log.config.has_low_bins() {
-        let width = log.config.histogram.bin_width() * log.config.dead_bins as f64;
-        format!("fraction with |x| < {width}")
-    } else {
-        format!("fraction with |x| < {:e}", log.config.near_zero)
+    let mut rules = log.layers.iter().map(|l| l.dead_rule);
+    match rules.next() {
+        Some(first) if rules.all(|r| r == first) => format!("dead fraction ({first})"),
+        _ => "dead fraction (each layer's rule after its name)".to_string(),
     }
 }
 
-/// The dead chart: the fraction of each layer's outputs in the lowest bins of the
-/// magnitude histogram (fastai's `get_min`), or near zero for signed histograms.
+/// A layer's name on the dead figures: with its rule when the layers' rules differ.
+fn dead_label(log: &ActivationLog, layer: &LayerActivations) -> String {
+    let same = log.layers.iter().all(|l| l.dead_rule == layer.dead_rule);
+    if same {
+        layer.label()
+    } else {
+        format!("{}: {}", layer.label(), layer.dead_rule)
+    }
+}
+
+/// The dead chart: per layer and training batch, the fraction of dead outputs by
+/// the layer's [`DeadRule`](crate::activations::DeadRule) (for a ReLU `|x| < 0.5`,
+/// fastai's `get_min` over the two lowest bins; for a GeneralRelu the same band
+/// around `-sub`), the figure the health report's table and verdicts use.
 pub fn dead_chart(log: &ActivationLog) -> Option<LinePlot> {
-    per_layer_plot(
-        log,
-        "Dead chart: near-zero activations per layer",
-        &dead_measure(log),
-        ActivationRecord::dead_fraction,
-    )
+    let mut plot = LinePlot::new(
+        "Dead chart: dead activations per layer",
+        "training batch",
+        dead_measure(log),
+    );
+    let mut any = false;
+    for layer in &log.layers {
+        let points = layer.series(Pass::Train, ActivationRecord::dead_fraction);
+        if !points.is_empty() {
+            any = true;
+            plot.push(Series::new(dead_label(log, layer), points));
+        }
+    }
+    any.then_some(plot)
 }
 
 /// fastai's `color_dim`: per layer, the histograms of the training batches as a heat
@@ -226,14 +246,15 @@ fn final_mean(layer: &LayerActivations, stat: impl Fn(&ActivationRecord) -> f64)
     layer.final_mean(Pass::Train, FINAL_STRETCH, stat)
 }
 
-/// Near-zero fraction (`|x| < near_zero`, the measure of the health report's
-/// dead-unit verdict) per layer over the end of training, with the verdict's
-/// threshold as a guide.
+/// The dead fraction per layer over the end of training (the health report's "dead
+/// at end" column and the measure of its dead-unit verdict, by each layer's
+/// [`DeadRule`](crate::activations::DeadRule)), with the verdict's threshold as a
+/// guide.
 pub fn dead_per_layer(log: &ActivationLog) -> Option<BarChart> {
     let mut chart = BarChart::new(
         "Dead activations per layer (last quarter of training)",
         "layer",
-        format!("fraction with |x| < {:e}", log.config.near_zero),
+        dead_measure(log),
     )
     .format(ValueFormat::Percent)
     .value_range(0.0, 1.0)
@@ -242,7 +263,10 @@ pub fn dead_per_layer(log: &ActivationLog) -> Option<BarChart> {
     for layer in &log.layers {
         if layer.records_of(Pass::Train).any(|r| r.count > 0) {
             any = true;
-            chart.push(layer.label(), final_mean(layer, |r| r.near_zero));
+            chart.push(
+                dead_label(log, layer),
+                final_mean(layer, ActivationRecord::dead_fraction),
+            );
         }
     }
     any.then_some(chart)
@@ -525,6 +549,7 @@ mod tests {
         let mut layer = LayerActivations {
             path: "0".into(),
             kind: "ReLU".into(),
+            dead_rule: crate::activations::DeadRule::for_layer(Some(0.0), &cfg),
             records,
             first_non_finite: None,
         };

@@ -86,7 +86,7 @@ fn a_relu_cnn_at_a_too_high_learning_rate_is_flagged() -> TestResult {
         .find(|v| v.finding == Finding::DeadUnits)
         .ok_or("no dead verdict")?;
     assert!(
-        dead.value > 0.9 && dead.evidence.contains("near zero"),
+        dead.value > 0.9 && dead.evidence.contains("outputs dead (|x| < 0.5)"),
         "{dead}"
     );
     assert!(

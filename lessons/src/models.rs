@@ -9,8 +9,8 @@
 
 use nn::init::{kaiming_normal_, FanMode, Nonlinearity};
 use nn::layers::{
-    BatchNorm, Conv2d, Conv2dOptions, Flatten, GeneralRelu, GroupNorm, Relu, RunningBatchNorm,
-    Sequential,
+    AdaptiveAvgPool2d, BatchNorm, Conv2d, Conv2dOptions, Flatten, GeneralRelu, GroupNorm, Linear,
+    Relu, RunningBatchNorm, Sequential,
 };
 use nn::{Module, Result};
 use rand::Rng;
@@ -66,7 +66,12 @@ impl Norm {
 pub enum Init {
     /// PyTorch's default (uniform in ±1/sqrt(fan_in)), as in the lesson's baseline.
     Default,
-    /// Kaiming normal for the activation (fan-in, slope `a` for leaky units), biases 0.
+    /// The lesson's `init_cnn`: `kaiming_normal_` (fan-in) on all five convs, the last
+    /// included, with the ReLU gain `sqrt(2)` (or the leaky gain `sqrt(2 / (1 + 0.1^2))`
+    /// with GeneralRelu(leak 0.1)), and every conv bias set to 0. The `kaiming` stage of
+    /// `diagnose` adds the lesson's normalised inputs and plain SGD at lr 0.2, batch 1024
+    /// for one epoch on the full data set (on the embedded subset: batch 256 for 8
+    /// epochs, since one epoch at 1024 is 4 steps there).
     Kaiming,
 }
 
@@ -129,8 +134,9 @@ pub fn lesson_cnn_with_eps<R: Rng + ?Sized>(
         };
         let conv = Conv2d::new(cin, cout, kernel, opts, config.dtype, rng)?;
         if config.init == Init::Kaiming {
+            // All five convs alike, the last included, as the lesson's `init_cnn`
+            // does (`kaiming_normal_(l[0].weight, a=...)` on every block).
             let (a, nl) = match config.activation {
-                _ if !hidden => (0.0, Nonlinearity::Linear),
                 Activation::Relu => (0.0, Nonlinearity::Relu),
                 Activation::GeneralRelu { leak, .. } => (leak, Nonlinearity::LeakyRelu),
             };
@@ -169,6 +175,63 @@ pub fn lesson_cnn_with_eps<R: Rng + ?Sized>(
         }
     }
     layers.push(Box::new(Flatten::new()));
+    Ok(Sequential::new(layers))
+}
+
+/// Channel widths of the net of the lesson's small-batch experiment (course-v3
+/// `07_batchnorm`), input first.
+pub const SMALL_BATCH_CHANNELS: [usize; 6] = [1, 8, 16, 32, 64, 64];
+
+/// The net of the lesson's small-batch experiment (course-v3 `07_batchnorm`): five
+/// blocks `Conv2d(stride 2, padding k/2, no bias) -> GeneralRelu(leak 0.1, sub 0.4)
+/// -> norm` with 8, 16, 32, 64, 64 channels (kernel 5 first, then 3), then
+/// `AdaptiveAvgPool2d(1) -> Flatten -> Linear(64, 10)`. The convs get
+/// `kaiming_normal_(a = 0.1)` (fan-in, leaky gain); the Linear keeps PyTorch's
+/// default init, as in the lesson's `init_cnn`. `norm` is [`Norm::Batch`] (with
+/// `eps`) or [`Norm::RunningBatch`] (with `eps`); any other is refused.
+///
+/// # Errors
+/// Another `norm`, or a layer that refuses its configuration.
+pub fn small_batch_cnn<R: Rng + ?Sized>(norm: Norm, eps: f64, rng: &mut R) -> Result<Sequential> {
+    let dtype = DType::F32;
+    let mut layers: Vec<Box<dyn Module>> = Vec::new();
+    for i in 0..SMALL_BATCH_CHANNELS.len() - 1 {
+        let (cin, cout) = (SMALL_BATCH_CHANNELS[i], SMALL_BATCH_CHANNELS[i + 1]);
+        let kernel = if i == 0 { 5 } else { 3 };
+        let opts = Conv2dOptions {
+            stride: 2,
+            bias: false,
+            ..Conv2dOptions::default()
+        };
+        let conv = Conv2d::new(cin, cout, kernel, opts, dtype, rng)?;
+        kaiming_normal_(
+            conv.weight().tensor(),
+            0.1,
+            FanMode::FanIn,
+            Nonlinearity::LeakyRelu,
+            rng,
+        )?;
+        layers.push(Box::new(conv));
+        layers.push(Box::new(GeneralRelu::new(Some(0.1), 0.4, None)?));
+        let norm: Box<dyn Module> = match norm {
+            Norm::Batch => Box::new(BatchNorm::new_2d(cout, 0.1, eps, dtype)?),
+            Norm::RunningBatch => Box::new(RunningBatchNorm::new(cout, 0.1, eps, dtype)?),
+            other => {
+                return Err(nn::NnError::Config {
+                    layer: "small_batch_cnn".into(),
+                    detail: format!(
+                        "the small-batch net takes batchnorm or runningbatchnorm, got {}",
+                        other.name()
+                    ),
+                })
+            }
+        };
+        layers.push(norm);
+    }
+    layers.push(Box::new(AdaptiveAvgPool2d::new((1, 1))?));
+    layers.push(Box::new(Flatten::new()));
+    let last = SMALL_BATCH_CHANNELS[SMALL_BATCH_CHANNELS.len() - 1];
+    layers.push(Box::new(Linear::new(last, 10, true, dtype, rng)?));
     Ok(Sequential::new(layers))
 }
 
@@ -240,6 +303,68 @@ mod tests {
                 "Flatten"
             ]
         );
+    }
+
+    /// The lesson's `init_cnn`: every conv, the last included, gets Kaiming normal with
+    /// the ReLU gain (std sqrt(2 / fan_in)) and a zero bias.
+    #[test]
+    fn kaiming_init_covers_all_five_convs_with_zero_biases() {
+        let cfg = CnnConfig {
+            init: Init::Kaiming,
+            ..CnnConfig::default()
+        };
+        let model = lesson_cnn(cfg, &mut seeded_rng(0)).unwrap();
+        let params = model.named_parameters();
+        let weights: Vec<_> = params
+            .iter()
+            .filter(|(n, _)| n.ends_with("weight"))
+            .collect();
+        assert_eq!(weights.len(), 5);
+        for (name, w) in weights {
+            let v = w.tensor().to_vec_f64().unwrap();
+            let fan_in = v.len() / w.dims()[0];
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+            let want = (2.0 / fan_in as f64).sqrt();
+            // 200+ samples per conv: the estimate is within 15% of the std (gain 1 on
+            // the last conv would be 29% low).
+            assert!(
+                (std / want - 1.0).abs() < 0.15,
+                "{name}: std {std} vs {want}"
+            );
+        }
+        for (name, b) in params.iter().filter(|(n, _)| n.ends_with("bias")) {
+            assert!(
+                b.tensor().to_vec_f64().unwrap().iter().all(|&x| x == 0.0),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_small_batch_net_is_the_lessons() {
+        let x = Var::constant(Tensor::zeros([2, 1, 28, 28], DType::F32, &Device::Cpu).unwrap());
+        for norm in [Norm::Batch, Norm::RunningBatch] {
+            let model = small_batch_cnn(norm, 1e-5, &mut seeded_rng(0)).unwrap();
+            assert_eq!(model.forward(&x).unwrap().dims(), [2, 10]);
+            let kinds: Vec<&str> = model.children().iter().map(|(_, m)| m.kind()).collect();
+            assert_eq!(kinds.len(), 18, "{kinds:?}");
+            assert_eq!(&kinds[15..], ["AdaptiveAvgPool2d", "Flatten", "Linear"]);
+            assert_eq!(kinds[1], "GeneralRelu");
+            // No conv has a bias: five conv weights, the norms' affine pairs, the Linear's two.
+            let conv_biases = model
+                .named_parameters()
+                .iter()
+                .filter(|(n, _)| {
+                    ["0.bias", "3.bias", "6.bias", "9.bias", "12.bias"].contains(&n.as_str())
+                })
+                .count();
+            assert_eq!(conv_biases, 0);
+        }
+        match small_batch_cnn(Norm::Layer, 1e-5, &mut seeded_rng(0)) {
+            Err(e) => assert!(e.to_string().contains("got layernorm"), "{e}"),
+            Ok(_) => panic!("a LayerNorm small-batch net was built"),
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ const MAKEMORE: &str = env!("CARGO_BIN_EXE_makemore");
 
 /// The names list of the makemore lessons, beside the repository (see ARCHITECTURE).
 fn names_txt() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/names.txt")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/names.txt")
 }
 
 /// What one run of a binary gave.
@@ -394,7 +394,7 @@ fn makemore_rejects_bad_command_lines_and_word_lists() {
     );
     let dir_path = dir.path().to_str().unwrap();
     let cases: &[(&[&str], i32, &[&str])] = &[
-        (&[], 2, &["--words"]),
+        (&["--words"], 2, &["--words"]),
         (
             &["--words", missing],
             1,

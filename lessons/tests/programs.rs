@@ -1,5 +1,5 @@
 //! End-to-end runs of the lesson programs with small settings: `diagnose` on the
-//! embedded Fashion-MNIST subset and `makemore` on `../shared/data/names.txt`.
+//! embedded Fashion-MNIST subset and `makemore` on the shipped `lessons/data/names.txt`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -64,6 +64,8 @@ fn diagnose_runs_two_stages_on_the_embedded_subset() {
             "baseline,5",
             "--max-batches",
             "3",
+            "--epochs",
+            "1",
             "--threads",
             "2",
             "--out",
@@ -113,6 +115,8 @@ fn diagnose_is_reproducible_for_a_seed_and_thread_count() {
                 "kaiming",
                 "--max-batches",
                 "3",
+                "--epochs",
+                "1",
                 "--threads",
                 "2",
                 "--seed",
@@ -165,6 +169,8 @@ fn diagnose_uses_each_stages_lr_unless_lr_is_given() {
             "baseline,kaiming,one-cycle,small-batch",
             "--max-batches",
             "2",
+            "--epochs",
+            "1",
             "--threads",
             "2",
             "--out",
@@ -208,6 +214,114 @@ fn diagnose_uses_each_stages_lr_unless_lr_is_given() {
     }
 }
 
+/// The cells of the summary row of `stage`.
+fn summary_row(summary: &str, stage: &str) -> Vec<String> {
+    summary
+        .lines()
+        .find(|l| l.starts_with(&format!("| {stage} |")))
+        .unwrap_or_else(|| panic!("no row {stage} in:\n{summary}"))
+        .split(" | ")
+        .map(|c| {
+            c.trim_matches(|ch: char| ch == '|' || ch.is_whitespace())
+                .to_string()
+        })
+        .collect()
+}
+
+/// The README's first command, on the embedded data with its default protocol,
+/// shows the lesson: the baseline's deepest activation layer is flagged dead by the
+/// same figure the summary prints, and BatchNorm ends well above the baseline.
+#[test]
+fn diagnose_default_protocol_shows_the_lesson_on_the_embedded_subset() {
+    let dir = temp_dir("lesson-default");
+    run(
+        env!("CARGO_BIN_EXE_diagnose"),
+        &[
+            "--subset",
+            "--stages",
+            "baseline,batchnorm",
+            "--threads",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("batch size 256, 8 epoch(s): 152 training steps per stage"),
+        "the summary does not say what was run:\n{summary}"
+    );
+    let base = summary_row(&summary, "baseline");
+    let bn = summary_row(&summary, "batchnorm");
+    let deepest: f64 = base[5].rsplit(" / ").next().unwrap().parse().unwrap();
+    assert!(
+        deepest > 0.9,
+        "baseline's deepest layer {deepest} in:\n{summary}"
+    );
+    // The health report flags that layer (the deepest ReLU of the baseline, path 7).
+    let health = std::fs::read_to_string(dir.join("baseline").join("health.md")).unwrap();
+    assert!(
+        health.contains("7 (ReLU): dead units."),
+        "baseline's deepest ReLU not flagged:\n{health}"
+    );
+    assert!(
+        summary.contains("and the health report flags it"),
+        "{summary}"
+    );
+    let acc = |row: &[String]| row[4].parse::<f64>().unwrap();
+    assert!(
+        acc(&bn) > acc(&base) + 0.1,
+        "batchnorm {} vs baseline {}:\n{summary}",
+        acc(&bn),
+        acc(&base)
+    );
+    // And BatchNorm's units are alive by the same rule.
+    assert!(
+        bn[5].split(" / ").all(|d| d.parse::<f64>().unwrap() < 0.9),
+        "{summary}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The small-batch stage in the lesson's setup (GeneralRelu net with an average-pool
+/// head, SGD lr 0.4, batch 2), shortened to 500 steps: plain BatchNorm with eps 1e-5
+/// ends below RunningBatchNorm, in accuracy and in training loss, and the summary's
+/// sentence says so from those numbers.
+#[test]
+fn diagnose_small_batch_batchnorm_ends_below_runningbatchnorm() {
+    let dir = temp_dir("small-batch-order");
+    run(
+        env!("CARGO_BIN_EXE_diagnose"),
+        &[
+            "--subset",
+            "--stages",
+            "small-batch",
+            "--small-batches",
+            "500",
+            "--threads",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    let bn = summary_row(&summary, "small-batch-batchnorm");
+    let rbn = summary_row(&summary, "small-batch-runningbatchnorm");
+    let num = |row: &[String], i: usize| row[i].parse::<f64>().unwrap();
+    assert!(
+        num(&rbn, 4) > num(&bn, 4) + 0.1,
+        "valid acc: runningbatchnorm {} vs batchnorm {}:\n{summary}",
+        num(&rbn, 4),
+        num(&bn, 4)
+    );
+    assert!(num(&rbn, 2) < num(&bn, 2), "train loss:\n{summary}");
+    assert!(
+        summary.contains("RunningBatchNorm beat plain BatchNorm by"),
+        "{summary}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn diagnose_rejects_an_unknown_stage() {
     let out = Command::new(env!("CARGO_BIN_EXE_diagnose"))
@@ -221,11 +335,9 @@ fn diagnose_rejects_an_unknown_stage() {
 
 #[test]
 fn makemore_runs_on_names() {
-    let words = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/names.txt");
-    if !words.exists() {
-        eprintln!("skipped: {} is absent", words.display());
-        return;
-    }
+    // The shipped list, always present in the repository.
+    let words = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/names.txt");
+    assert!(words.exists(), "{} is missing", words.display());
     let out_dir = temp_dir("makemore");
     let out = run(
         env!("CARGO_BIN_EXE_makemore"),
@@ -253,6 +365,29 @@ fn makemore_runs_on_names() {
     ] {
         assert_valid_png(&out_dir.join(format!("{fig}.png")));
     }
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// Without `--words`, makemore trains on the built-in names.txt (makemore's list).
+#[test]
+fn makemore_runs_without_a_word_list() {
+    let out_dir = temp_dir("makemore-builtin");
+    let out = run(
+        env!("CARGO_BIN_EXE_makemore"),
+        &[
+            "--steps",
+            "5",
+            "--threads",
+            "2",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("32033 words from the built-in names.txt"),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 

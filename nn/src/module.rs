@@ -95,6 +95,14 @@ pub trait Module: Send + Sync {
     fn describe(&self) -> String {
         String::new()
     }
+
+    /// For a rectifying activation, the output of a unit that does not fire (its
+    /// input at or below zero): `0` for ReLU and leaky ReLU, `-sub` for
+    /// [`GeneralRelu`](crate::layers::GeneralRelu). Dead-unit statistics count the
+    /// outputs close to it. `None` (the default) for every other layer.
+    fn inactive_output(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// A module somewhere in a tree, with its dotted path from the root (`""` for the

@@ -127,6 +127,11 @@ pub struct ActivationConfig {
     /// "dead" (the fastai lesson's dead chart uses 2, i.e. `|x| < 0.5` with the
     /// default bins). Ignored for signed histograms.
     pub dead_bins: usize,
+    /// A layer with an inactive output `f` (a ReLU: 0; a GeneralRelu: `-sub`; see
+    /// [`nn::Module::inactive_output`]) counts an output `x` as dead when
+    /// `f - dead_width <= x < f + dead_width` (see [`DeadRule`]). The default 0.5 is
+    /// the fastai dead chart's two lowest bins of 40 over `[0, 10)`.
+    pub dead_width: f64,
     /// `|x| > saturation` counts as saturated (tanh units; Karpathy uses 0.97).
     pub saturation: f64,
     /// Compute each record from the first `k` examples of the batch only (a view
@@ -157,6 +162,77 @@ pub const NEAR_ZERO: f64 = 1e-3;
 /// Default of [`ActivationConfig::dead_bins`] (the fastai lesson's `h1[:2]`).
 pub const DEAD_BINS: usize = 2;
 
+/// Default of [`ActivationConfig::dead_width`]: the fastai lesson's dead chart counts
+/// the two lowest of 40 bins of `|x|` over `[0, 10)`, i.e. `|x| < 0.5`.
+pub const DEAD_WIDTH: f64 = 0.5;
+
+/// The one definition of a dead output for one layer, used by the records' dead
+/// fraction, the dead chart, the health report's table and its dead-unit verdict
+/// alike.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DeadRule {
+    /// A rectifying layer whose inactive units output `floor` (ReLU 0, GeneralRelu
+    /// `-sub`): an output is dead when `floor - width <= x < floor + width`.
+    Band {
+        /// The inactive output ([`nn::Module::inactive_output`]).
+        floor: f64,
+        /// Half-width of the band ([`ActivationConfig::dead_width`]).
+        width: f64,
+    },
+    /// Any other layer (conv, norm, tanh, a container not ending in a rectifier):
+    /// an output is dead when `|x| < threshold` ([`ActivationConfig::near_zero`]).
+    NearZero {
+        /// The threshold.
+        threshold: f64,
+    },
+}
+
+impl DeadRule {
+    /// The rule of a layer whose inactive output is `floor` (`None`: not a
+    /// rectifier), under `config`.
+    pub fn for_layer(floor: Option<f64>, config: &ActivationConfig) -> Self {
+        match floor {
+            Some(floor) if floor.is_finite() => DeadRule::Band {
+                floor,
+                width: config.dead_width,
+            },
+            _ => DeadRule::NearZero {
+                threshold: config.near_zero,
+            },
+        }
+    }
+
+    /// Whether `x` counts as dead.
+    pub fn is_dead(&self, x: f64) -> bool {
+        match *self {
+            DeadRule::Band { floor, width } => x >= floor - width && x < floor + width,
+            DeadRule::NearZero { threshold } => x.abs() < threshold,
+        }
+    }
+}
+
+impl std::fmt::Display for DeadRule {
+    /// `|x| < 0.5`, `|x + 0.4| < 0.5` (half-open: `-0.9 <= x < 0.1`), `|x| < 0.001`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::format::Num;
+        match *self {
+            DeadRule::Band { floor: 0.0, width } => write!(f, "|x| < {}", Num(width)),
+            DeadRule::Band { floor, width } => {
+                let sign = if floor < 0.0 { '+' } else { '-' };
+                write!(
+                    f,
+                    "|x {sign} {}| < {} ({} <= x < {})",
+                    Num(floor.abs()),
+                    Num(width),
+                    Num(floor - width),
+                    Num(floor + width)
+                )
+            }
+            DeadRule::NearZero { threshold } => write!(f, "|x| < {}", Num(threshold)),
+        }
+    }
+}
+
 /// Default of [`ActivationConfig::saturation`] (Karpathy's `t.abs() > 0.97`).
 pub const SATURATION: f64 = 0.97;
 
@@ -177,6 +253,7 @@ impl ActivationConfig {
             histogram: HistogramSpec::magnitudes(),
             near_zero: NEAR_ZERO,
             dead_bins: DEAD_BINS,
+            dead_width: DEAD_WIDTH,
             saturation: SATURATION,
             sample_examples: None,
             snapshot: None,
@@ -216,6 +293,12 @@ impl ActivationConfig {
     /// Uses this near-zero threshold.
     pub fn near_zero(mut self, threshold: f64) -> Self {
         self.near_zero = threshold;
+        self
+    }
+
+    /// Uses this half-width of the dead band around a rectifier's inactive output.
+    pub fn dead_width(mut self, width: f64) -> Self {
+        self.dead_width = width;
         self
     }
 
@@ -318,6 +401,14 @@ impl ActivationConfig {
                 "must be at least 1 (or None for every value)",
             ));
         }
+        if !(self.dead_width.is_finite() && self.dead_width > 0.0) {
+            return Err(DiagError::config(
+                CFG,
+                "dead_width",
+                self.dead_width,
+                "must be a positive finite number",
+            ));
+        }
         for (field, v) in [
             ("near_zero", self.near_zero),
             ("saturation", self.saturation),
@@ -389,6 +480,14 @@ impl ActivationConfig {
     /// Whether the lowest-bins dead fraction is defined (a histogram of `|x|` from 0).
     pub(crate) fn has_low_bins(&self) -> bool {
         self.histogram.abs && self.histogram.lo == 0.0 && self.dead_bins > 0
+    }
+
+    /// Whether the lowest bins count exactly `|x| < dead_width`, so that a
+    /// rectifier with floor 0 needs no second pass for its dead fraction.
+    pub(crate) fn low_bins_are_dead_band(&self) -> bool {
+        self.has_low_bins()
+            && (self.histogram.bin_width() * self.dead_bins as f64 - self.dead_width).abs()
+                <= 1e-12 * self.dead_width
     }
 }
 

@@ -11,7 +11,7 @@ use crate::bounded::{combine_moments, last_part_by_weight, weighted, weighted_me
 use crate::histogram::fold_outliers;
 
 use super::capture::{SaturationMap, Snapshot};
-use super::config::{ActivationConfig, Pass};
+use super::config::{ActivationConfig, DeadRule, Pass};
 
 /// The statistics of one module's output on one recorded forward call, or on the
 /// recorded calls `call..=last_call` folded together (see [`crate::bounded`]: a
@@ -57,6 +57,11 @@ pub struct ActivationRecord {
     /// Fraction in the lowest `dead_bins` bins of a magnitude histogram (the fastai
     /// dead chart); `None` for signed histograms.
     pub low_bins: Option<f64>,
+    /// Fraction of dead outputs by the layer's [`DeadRule`]
+    /// ([`LayerActivations::dead_rule`]): the one dead fraction the dead chart, the
+    /// health report and the lessons' summaries show. A record made outside a
+    /// recorder ([`from_stats`](Self::from_stats)) has the near-zero fraction.
+    pub dead: f64,
     /// Fraction with `|x| > saturation`.
     pub saturated: f64,
     /// Bin counts over the configured range.
@@ -93,6 +98,7 @@ impl ActivationRecord {
             max: stats.max().unwrap_or(f64::NAN),
             near_zero: stats.near_zero_fraction(),
             low_bins,
+            dead: stats.near_zero_fraction(),
             saturated: stats.saturated_fraction(),
             histogram: stats.histogram().to_vec(),
             below: stats.below(),
@@ -100,10 +106,9 @@ impl ActivationRecord {
         }
     }
 
-    /// The dead fraction the lesson plots: the lowest bins of a magnitude histogram
-    /// when there is one, otherwise the near-zero fraction.
+    /// The dead fraction ([`dead`](Self::dead)), by the layer's [`DeadRule`].
     pub fn dead_fraction(&self) -> f64 {
-        self.low_bins.unwrap_or(self.near_zero)
+        self.dead
     }
 
     /// Variance of the finite values.
@@ -139,6 +144,7 @@ impl ActivationRecord {
         let (mean, std) = combine_moments((na, self.mean, self.std), (nb, later.mean, later.std));
         self.near_zero = weighted(self.near_zero, na, later.near_zero, nb);
         self.saturated = weighted(self.saturated, na, later.saturated, nb);
+        self.dead = weighted(self.dead, na, later.dead, nb);
         self.low_bins = match (self.low_bins, later.low_bins) {
             (Some(a), Some(b)) => Some(weighted(a, na, b, nb)),
             (a, b) => a.or(b),
@@ -227,6 +233,10 @@ pub struct LayerActivations {
     pub path: String,
     /// The module's kind, e.g. `"Conv2d"`.
     pub kind: String,
+    /// What counts as a dead output of this layer (from its
+    /// [`inactive_output`](nn::Module::inactive_output)); every record's
+    /// [`dead`](ActivationRecord::dead) fraction is by this rule.
+    pub dead_rule: DeadRule,
     /// The recorded calls, in order.
     pub records: Vec<ActivationRecord>,
     /// The first recorded call whose output had a NaN or infinity, with its pass.
@@ -450,7 +460,8 @@ mod tests {
         let r = ActivationRecord::from_stats(0, Pass::Train, &s, &cfg);
         // Bins of 0.25: 0.0 and 0.1 are in bin 0, 0.6 in bin 2.
         assert_eq!(r.low_bins, Some(0.5));
-        assert_eq!(r.dead_fraction(), 0.5);
+        // Outside a recorder the dead fraction is the near-zero one (`|x| < 1e-3`).
+        assert_eq!(r.dead_fraction(), 0.25);
         assert_eq!(r.near_zero, 0.25);
         let tanh = ActivationConfig::tanh();
         let s = stats(&[0.0f32, 0.99], &tanh.stats_config()).unwrap();

@@ -14,8 +14,8 @@ mod recorder;
 
 pub use capture::{SaturationMap, Snapshot, SnapshotLayer};
 pub use config::{
-    ActivationConfig, Pass, Phases, SaturationMapSpec, SnapshotBins, SnapshotSpec, DEAD_BINS,
-    NEAR_ZERO, SATURATION, SATURATION_MAP_ROWS, SATURATION_MAP_THRESHOLD,
+    ActivationConfig, DeadRule, Pass, Phases, SaturationMapSpec, SnapshotBins, SnapshotSpec,
+    DEAD_BINS, DEAD_WIDTH, NEAR_ZERO, SATURATION, SATURATION_MAP_ROWS, SATURATION_MAP_THRESHOLD,
 };
 pub use log::{
     ActivationLog, ActivationRecord, HistogramColumns, HookFailure, LayerActivations,

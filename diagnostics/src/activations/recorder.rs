@@ -14,7 +14,7 @@ use crate::histogram::HistogramSpec;
 use crate::tensor_stats::tensor_stats_named;
 
 use super::capture::{SaturationMap, Snapshot, SnapshotLayer};
-use super::config::{ActivationConfig, Pass, SnapshotBins};
+use super::config::{ActivationConfig, DeadRule, Pass, SnapshotBins};
 use super::log::{ActivationLog, ActivationRecord, HookFailure, LayerActivations, NonFiniteEvent};
 
 /// What the hooks share: the log being written and the per-layer call counters.
@@ -32,13 +32,14 @@ struct Store {
 
 impl Store {
     /// The index of the layer at `path`, adding it if new (a re-attach keeps history).
-    fn layer_index(&mut self, path: &str, kind: &str) -> usize {
+    fn layer_index(&mut self, path: &str, kind: &str, floor: Option<f64>) -> usize {
         if let Some(i) = self.log.layers.iter().position(|l| l.path == path) {
             return i;
         }
         self.log.layers.push(LayerActivations {
             path: path.to_string(),
             kind: kind.to_string(),
+            dead_rule: DeadRule::for_layer(floor, &self.log.config),
             records: Vec::new(),
             first_non_finite: None,
         });
@@ -126,6 +127,24 @@ impl Store {
         let stats = tensor_stats_named(data, &config.stats_config(), &during)?;
         let mut record = ActivationRecord::from_stats(call, pass, &stats, config);
         record.order = self.next_order;
+        record.dead = match self.log.layers[layer].dead_rule {
+            DeadRule::NearZero { .. } => stats.near_zero_fraction(),
+            DeadRule::Band { floor, .. } if floor == 0.0 && config.low_bins_are_dead_band() => {
+                record.low_bins.unwrap_or(f64::NAN)
+            }
+            DeadRule::Band { floor, width } => {
+                // One more pass: a single bin over the band.
+                let band = kernels::cpu::stats::StatsConfig {
+                    bins: 1,
+                    lo: floor - width,
+                    hi: floor + width,
+                    abs: false,
+                    ..config.stats_config()
+                };
+                let s = tensor_stats_named(data, &band, &during)?;
+                s.histogram()[0] as f64 / s.count() as f64
+            }
+        };
 
         if due.snapshot {
             let layer_log = &self.log.layers[layer];
@@ -359,7 +378,7 @@ impl ActivationStats {
         }
         let store = self.store.clone();
         let hooks = HookCollection::forward(model, filter, |path, module| {
-            let layer = lock(&store).layer_index(path, module.kind());
+            let layer = lock(&store).layer_index(path, module.kind(), module.inactive_output());
             LayerHook {
                 store: store.clone(),
                 layer,

@@ -6,7 +6,7 @@
 //!
 //! | finding | figure | default threshold |
 //! |---|---|---|
-//! | dead units | near-zero fraction over the final stretch | > 90% |
+//! | dead units | dead fraction over the final stretch, by the layer's [`DeadRule`](crate::activations::DeadRule) (ReLU `\|x\| < 0.5`, GeneralRelu `\|x + sub\| < 0.5`, others `\|x\| < 1e-3`), the table's "dead at end" | > 90% |
 //! | collapse / explosion with depth | std at the first batch / first layer's | < 0.1x / > 10x |
 //! | explosion over time | peak std / start std | > 10x |
 //! | collapse over time | final std / peak std | < 0.1x |

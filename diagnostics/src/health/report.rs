@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::activations::{ActivationLog, ActivationRecord, LayerActivations, Pass};
+use crate::activations::{
+    ActivationLog, ActivationRecord, DeadRule, LayerActivations, Pass, DEAD_WIDTH, NEAR_ZERO,
+};
 use crate::atomic::write_atomic;
 use crate::bounded::{first_part_by_weight, last_part_by_weight, weighted_mean, weighted_median};
 use crate::error::Result;
@@ -54,10 +56,12 @@ pub struct LayerSummary {
     pub peak_std: (f64, usize),
     /// Mean std over the final stretch.
     pub final_std: f64,
-    /// Mean near-zero fraction over the final stretch.
-    pub final_near_zero: f64,
-    /// Mean dead fraction (lowest bins, or near zero) over the final stretch.
+    /// Mean dead fraction over the final stretch, by [`dead_rule`](Self::dead_rule):
+    /// the figure of the table's "dead at end" column, of the dead chart's final
+    /// level and of the dead-unit verdict.
     pub final_dead: f64,
+    /// What counts as a dead output of this layer.
+    pub dead_rule: DeadRule,
     /// Saturated fraction at the first training call.
     pub first_saturated: f64,
     /// Mean saturated fraction over the final stretch.
@@ -99,6 +103,12 @@ pub struct HealthReport {
     pub final_losses: (Option<f64>, Option<f64>),
     /// The configuration used.
     pub config: HealthConfig,
+    /// The recorder's dead band half-width around a rectifier's inactive output
+    /// ([`ActivationConfig::dead_width`](crate::activations::ActivationConfig::dead_width)).
+    pub dead_width: f64,
+    /// The recorder's near-zero threshold, the dead rule of the other layers
+    /// ([`ActivationConfig::near_zero`](crate::activations::ActivationConfig::near_zero)).
+    pub near_zero: f64,
 }
 
 #[cfg(test)]
@@ -152,8 +162,8 @@ fn summarise_layer(layer: &LayerActivations, th: &Thresholds) -> Option<LayerSum
         start_std: weighted_median(&mut start),
         peak_std: peak,
         final_std: tail_mean(|r| r.std),
-        final_near_zero: tail_mean(|r| r.near_zero),
         final_dead: tail_mean(ActivationRecord::dead_fraction),
+        dead_rule: layer.dead_rule,
         first_saturated: first.saturated,
         final_saturated: tail_mean(|r| r.saturated),
         bounded,
@@ -188,7 +198,6 @@ fn layer_verdicts(
         .filter_map(|l| summarise_layer(l, th))
         .collect();
     let stretch = pct(th.final_stretch);
-    let near_zero = log.config.near_zero;
     // Depth is judged against the layer whose output comes first in the forward pass.
     let reference = log
         .layers_in_forward_order()
@@ -197,16 +206,17 @@ fn layer_verdicts(
         .map(|s| (s.label.clone(), s.first_std));
     for s in &summaries {
         let subject = s.label.as_str();
-        if s.final_near_zero > th.dead_fraction {
+        if s.final_dead > th.dead_fraction {
             out.push(warning(
                 Finding::DeadUnits,
                 subject,
                 format!(
-                    "{} of outputs near zero (|x| < {near_zero:e}) over the last {stretch} of training (threshold {})",
-                    pct(s.final_near_zero),
+                    "{} of outputs dead ({}) over the last {stretch} of training (threshold {})",
+                    pct(s.final_dead),
+                    s.dead_rule,
                     pct(th.dead_fraction)
                 ),
-                s.final_near_zero,
+                s.final_dead,
                 th.dead_fraction,
             ));
         }
@@ -445,6 +455,14 @@ impl HealthReport {
             initial_loss,
             final_losses: (log.losses.last_train(), log.losses.last_valid()),
             config: *config,
+            dead_width: log
+                .activations
+                .as_ref()
+                .map_or(DEAD_WIDTH, |a| a.config.dead_width),
+            near_zero: log
+                .activations
+                .as_ref()
+                .map_or(NEAR_ZERO, |a| a.config.near_zero),
         }
     }
 
@@ -501,9 +519,9 @@ impl HealthReport {
             let _ = writeln!(md, "## Layers (training batches)\n");
             let _ = writeln!(
                 md,
-                "| layer | records | std at start | peak std (batch) | std at end | near zero at end | dead (chart) at end | saturated at start / end |"
+                "| layer | records | std at batch 0 | std at start | peak std (batch) | std at end | dead at end | dead means | saturated at start / end |"
             );
-            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|---:|");
             for s in &self.layers {
                 let saturated = if s.bounded {
                     format!("{} / {}", pct(s.first_saturated), pct(s.final_saturated))
@@ -512,15 +530,16 @@ impl HealthReport {
                 };
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} ({}) | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} |",
                     markdown_escape(&s.label),
                     s.records,
+                    Num(s.first_std),
                     Num(s.start_std),
                     Num(s.peak_std.0),
                     s.peak_std.1,
                     Num(s.final_std),
-                    pct(s.final_near_zero),
                     pct(s.final_dead),
+                    s.dead_rule.to_string().replace('|', "\\|"),
                     saturated
                 );
             }
@@ -587,10 +606,13 @@ impl HealthReport {
         let _ = writeln!(md, "## Thresholds\n");
         let _ = writeln!(
             md,
-            "dead: near-zero fraction > {}; depth: std ratio to the first layer < {}x or > {}x; \
+            "dead: dead fraction (by the layer's rule in the table: within {} of a \
+             rectifier's inactive output, |x| < {} for other layers) > {}; depth: std ratio to the first layer < {}x or > {}x; \
              time: peak > {}x start, end < {}x peak; saturated fraction > {} (bounded layers); \
              first loss beyond {}x of ln(classes) either way; median log10 update:data (last {} of the steps) < {} or > {}; \
              \"end\" is the last {} of the training records, \"start\" the median of the first {}.",
+            Num(self.dead_width),
+            Num(self.near_zero),
             pct(th.dead_fraction),
             Num(th.depth_collapse),
             Num(th.depth_explode),

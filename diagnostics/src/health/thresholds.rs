@@ -8,9 +8,12 @@ pub const FINAL_STRETCH: f64 = 0.25;
 /// The start of a run is the median of the first this-many training records.
 pub const START_RECORDS: usize = 3;
 
-/// Dead units: more than 90% of a layer's outputs with `|x| < near_zero` over the
-/// final stretch. A healthy ReLU layer zeroes about half its outputs (the negative
-/// half of its pre-activations); 90% means most units never fire again.
+/// Dead units: more than 90% of a layer's outputs dead over the final stretch, by
+/// the layer's [`DeadRule`](crate::activations::DeadRule) (for a ReLU `|x| < 0.5`,
+/// the fastai dead chart's two lowest bins). A healthy ReLU layer with unit-scale
+/// pre-activations has about 69% of its outputs there (the negative half, plus the
+/// 19% of a unit normal in `[0, 0.5)`); 90% means most units never fire again or
+/// the signal has shrunk to nothing.
 pub const DEAD_FRACTION: f64 = 0.9;
 
 /// Collapsing with depth: at the first training call, a layer's std is below a tenth

@@ -19,7 +19,8 @@
 //!    (lr 0.4).
 //! 8. `lr-find`: the LR finder's curve for the BatchNorm net (a sweep, no fixed lr).
 //! 9. `small-batch`: BatchNorm, BatchNorm with eps 0.1, and RunningBatchNorm at batch
-//!    size 2 (lr 0.4).
+//!    size 2 in the lesson's setup (`07_batchnorm`): a GeneralRelu net with an
+//!    average-pool head, SGD lr 0.4, one epoch over the first 12,000 training images.
 //!
 //! Each stage has its own default learning rate, the lesson's for that net (see
 //! `default_lr`): the nets without normalisation diverge at the baseline's 0.6 on the
@@ -41,17 +42,18 @@
 //! NaN is `diverged`, a result of the experiment, and leaves the status at 0. One run
 //! at a time may write into an output folder (see [`lessons::cli::OutputLock`]).
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use autograd::Var;
 use clap::Parser;
 use data::fashion_mnist::FashionMnist;
 use data::loader::{DataLoader, Normalize};
-use diagnostics::activations::ActivationConfig;
-use diagnostics::format::{format_number, markdown_escape, Num};
+use diagnostics::activations::{ActivationConfig, DeadRule};
+use diagnostics::format::Num;
+use diagnostics::health::Finding;
 use lessons::cli::{self, interrupt, OutputLock, EXIT_INTERRUPTED};
 use lessons::models::{lesson_cnn, Activation, CnnConfig, Init, Norm};
+use lessons::summary::{summary_markdown, Header, Progress, Row, Status};
 use lessons::watch::{fit_watched, write_run, WatchOptions, Watched};
 use lessons::Result;
 use nn::init::{lsuv, seeded_rng, LsuvConfig, LsuvTarget};
@@ -75,12 +77,14 @@ struct Args {
     /// 7 norms, 8 lr-find, 9 small-batch).
     #[arg(long, default_value = "all")]
     stages: String,
-    /// Epochs per stage.
-    #[arg(long, default_value_t = 1)]
-    epochs: usize,
-    /// Training batch size (the small-batch stage always uses 2).
-    #[arg(long, default_value_t = 1024)]
-    batch_size: usize,
+    /// Epochs per stage (default: 1 on the full data set, as in the lesson; 8 on the
+    /// embedded subset).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Training batch size (default: 1024 on the full data set, as in the lesson; 256
+    /// on the embedded subset; the small-batch stage always uses 2).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// SGD learning rate for every stage (the one-cycle stage's peak included),
     /// replacing the per-stage defaults: baseline 0.6; kaiming, general-relu and lsuv
     /// 0.2; batchnorm, norms and small-batch 0.4; one-cycle peaking at 1.0.
@@ -107,8 +111,9 @@ struct Args {
     /// Stop every training and validation phase after this many batches (quick runs).
     #[arg(long)]
     max_batches: Option<usize>,
-    /// Batches of the small-batch stage (batch size 2).
-    #[arg(long, default_value_t = 300)]
+    /// At most this many batches of the small-batch stage (batch size 2; one epoch
+    /// over the first 12,000 training images is 6,000, the lesson's protocol).
+    #[arg(long, default_value_t = 6000)]
     small_batches: usize,
 }
 
@@ -148,6 +153,19 @@ fn default_lr(stage: &str) -> f64 {
         _ => 0.4,
     }
 }
+
+/// The lesson's protocol on the full data set: batch 1024, one epoch (58 steps).
+const FULL_SET_DEFAULTS: (usize, usize) = (1024, 1);
+
+/// On the embedded 5,000 images one epoch at batch 1024 is 4 steps, too few to see
+/// anything: batch 256 for 8 epochs gives 152 steps per stage, in which the
+/// baseline's deep layers die and each fix trains to a lower loss (a few seconds per
+/// stage on 2 cores).
+const SUBSET_DEFAULTS: (usize, usize) = (256, 8);
+
+/// The small-batch stage trains on the first this-many training images, as the
+/// lesson does.
+const SMALL_BATCH_IMAGES: usize = 12_000;
 
 /// Validation batch size (validation needs no gradients: large batches are cheap).
 const VALID_BS: usize = 1024;
@@ -222,6 +240,9 @@ fn parse_stages(spec: &str) -> Result<Vec<&'static str>> {
 /// The data every stage shares.
 struct Ctx {
     args: Args,
+    /// The batch size and epochs used (the flags, or the data set's defaults).
+    batch_size: usize,
+    epochs: usize,
     ds: FashionMnist,
     norm: Normalize,
     /// The stages asked for, in order.
@@ -229,57 +250,13 @@ struct Ctx {
     rows: Vec<Row>,
 }
 
-/// How one run of a stage ended. Every kind but `Failed` is a result the summary
-/// reports; a `Failed` run makes the program's exit status 1.
-#[derive(Clone, Debug, PartialEq)]
-enum Status {
-    /// Trained as asked and wrote its outputs; the text, if any, is its result (the
-    /// LR finder's suggestion).
-    Ok(Option<String>),
-    /// A NaN or infinite loss stopped training; the outputs show what was recorded.
-    Diverged(String),
-    /// Ctrl-C or `SIGTERM` stopped training at a batch boundary; the outputs show
-    /// what finished.
-    Interrupted,
-    /// Not started: the run was interrupted before it.
-    NotRun,
-    /// The run could not produce its outputs; the text says why.
-    Failed(String),
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Status::Ok(None) => f.write_str("ok"),
-            Status::Ok(Some(result)) => write!(f, "ok: {result}"),
-            Status::Diverged(why) => write!(f, "diverged: {why}"),
-            Status::Interrupted => f.write_str("interrupted"),
-            Status::NotRun => f.write_str("not run (interrupted before it)"),
-            Status::Failed(why) => write!(f, "FAILED: {why}"),
-        }
-    }
-}
-
-/// One line of the summary table.
-struct Row {
-    stage: String,
-    /// The learning rate as the table shows it (`"0.2"`, `"1 (peak)"`, `"sweep 1e-7..10"`).
-    lr: String,
-    train_loss: Option<f64>,
-    valid_loss: Option<f64>,
-    valid_acc: Option<f64>,
-    dead: Vec<f64>,
-    verdicts: usize,
-    status: Status,
-    seconds: f64,
-}
-
 /// Runs the stages; returns the exit status (see [`EXIT_STATUS_HELP`]).
 fn run(args: Args) -> Result<i32> {
-    if args.batch_size == 0 || args.epochs == 0 {
+    if args.batch_size == Some(0) || args.epochs == Some(0) {
         return Err(format!(
             "--batch-size and --epochs must be at least 1, got {} and {}",
-            args.batch_size, args.epochs
+            args.batch_size.unwrap_or(1),
+            args.epochs.unwrap_or(1)
         )
         .into());
     }
@@ -305,25 +282,28 @@ fn run(args: Args) -> Result<i32> {
     };
     let ds = loaded.map_err(|e| format!("loading Fashion-MNIST: {e}"))?;
     println!("{}", ds.description());
-    println!(
-        "stages: {}; batch size {}, lr {}, {} epoch(s), seed {}, {threads} thread(s){}",
-        stages.join(", "),
-        args.batch_size,
-        lr_description(args.lr),
-        args.epochs,
-        args.seed,
-        args.max_batches.map_or(String::new(), |m| format!(
-            ", at most {m} batches per phase"
-        ))
-    );
+    let defaults = if ds.source == data::fashion_mnist::Source::Embedded {
+        SUBSET_DEFAULTS
+    } else {
+        FULL_SET_DEFAULTS
+    };
+    let batch_size = args.batch_size.unwrap_or(defaults.0);
+    let epochs = args.epochs.unwrap_or(defaults.1);
     let norm = Normalize::fit(&ds.train.images)?;
     let mut ctx = Ctx {
+        batch_size,
+        epochs,
         args,
         ds,
         norm,
         stages: stages.clone(),
         rows: Vec::new(),
     };
+    println!(
+        "stages: {}; {}; {threads} thread(s)",
+        ctx.stages.join(", "),
+        ctx.protocol()
+    );
     let mut summary_error = None;
     for (done, stage) in stages.into_iter().enumerate() {
         if interrupt::requested() {
@@ -429,23 +409,6 @@ fn kaiming(activation: Activation, norm: Norm) -> CnnConfig {
     }
 }
 
-impl Row {
-    /// A row with no figures: a run that failed, was not run, or has only a status.
-    fn with_status(stage: &str, status: Status) -> Self {
-        Row {
-            stage: stage.to_string(),
-            lr: "-".to_string(),
-            train_loss: None,
-            valid_loss: None,
-            valid_acc: None,
-            dead: Vec::new(),
-            verdicts: 0,
-            status,
-            seconds: 0.0,
-        }
-    }
-}
-
 impl Ctx {
     /// The learning rate of `stage`: `--lr` if given, else the stage's default.
     fn lr(&self, stage: &str) -> f64 {
@@ -481,7 +444,7 @@ impl Ctx {
 
     fn watch_options(&self, max_batches: Option<usize>) -> WatchOptions {
         WatchOptions {
-            epochs: self.args.epochs,
+            epochs: self.epochs,
             max_batches,
             kinds: vec![
                 "Conv2d",
@@ -511,7 +474,7 @@ impl Ctx {
             self.apply_lsuv(&model)?;
         }
         let lr = self.lr(stage);
-        let mut learn = self.learner(model, lr, self.args.batch_size, normalise)?;
+        let mut learn = self.learner(model, lr, self.batch_size, normalise)?;
         let mut lr_cell = Num(lr).to_string();
         if one_cycle {
             let (lr_schedule, _momentum) = train::schedule::one_cycle(lr, 0.3);
@@ -524,7 +487,7 @@ impl Ctx {
 
     /// LSUV on the first normalised training batch, reported layer by layer.
     fn apply_lsuv(&self, model: &Sequential) -> Result<()> {
-        let (train_dl, _) = self.loaders(self.args.batch_size, true)?;
+        let (train_dl, _) = self.loaders(self.batch_size, true)?;
         let (xb, _) = train_dl
             .epoch(0)
             .next()
@@ -567,12 +530,18 @@ impl Ctx {
             println!("  verdict: {v}");
         }
         println!("  {} files in {}", files.len(), dir.display());
-        let dead = watched
+        let activations: Vec<(String, f64)> = watched
             .dead_fractions()
             .into_iter()
             .filter(|(label, _)| label.contains("ReLU") || label.contains("GeneralRelu"))
-            .map(|(_, d)| d)
             .collect();
+        let deepest_flagged_dead = activations.last().is_some_and(|(label, _)| {
+            report
+                .verdicts
+                .iter()
+                .any(|v| v.subject == *label && v.finding == Finding::DeadUnits)
+        });
+        let dead = activations.into_iter().map(|(_, d)| d).collect();
         let (valid_loss, valid_acc) = match watched.valid() {
             Some((l, a)) => (Some(l), a),
             None => (None, None),
@@ -584,6 +553,7 @@ impl Ctx {
             valid_loss,
             valid_acc,
             dead,
+            deepest_flagged_dead,
             verdicts: report.verdicts.len(),
             status,
             seconds: watched.seconds,
@@ -612,7 +582,7 @@ impl Ctx {
                     kaiming(Activation::Relu, norm),
                     &mut seeded_rng(self.args.seed),
                 )?;
-                let mut learn = self.learner(model, lr, self.args.batch_size, true)?;
+                let mut learn = self.learner(model, lr, self.batch_size, true)?;
                 let watched = fit_watched(&mut learn, &self.watch_options(self.args.max_batches))?;
                 self.finish(&name, &Num(lr).to_string(), watched)
             })();
@@ -632,7 +602,7 @@ impl Ctx {
             &mut seeded_rng(self.args.seed),
         )?;
         // The finder sets every learning rate itself; this one is never used.
-        let mut learn = self.learner(model, self.lr("lr-find"), self.args.batch_size, true)?;
+        let mut learn = self.learner(model, self.lr("lr-find"), self.batch_size, true)?;
         let max_iters = self.args.max_batches.map_or(100, |m| m.clamp(2, 100));
         let config = LrFinderConfig {
             max_iters,
@@ -690,35 +660,72 @@ impl Ctx {
         Ok(())
     }
 
-    /// Stage 9: BatchNorm vs BatchNorm with eps 0.1 vs RunningBatchNorm at batch size 2.
+    /// Stage 9, in the lesson's setup (course-v3 `07_batchnorm`): BatchNorm (eps
+    /// 1e-5), BatchNorm with eps 0.1 and RunningBatchNorm on
+    /// [`lessons::models::small_batch_cnn`], plain SGD at lr 0.4, batch size 2,
+    /// normalised inputs, one epoch over the first 12,000 training images (6,000
+    /// steps; the embedded subset has 5,000 images, so 2,500 steps), capped by
+    /// `--small-batches` and `--max-batches`.
     fn small_batch(&mut self) -> Result<()> {
         let cap = self
             .args
             .max_batches
             .map_or(self.args.small_batches, |m| m.min(self.args.small_batches));
-        let variants: [(&str, Norm, Option<f64>); 3] = [
-            ("small-batch-batchnorm", Norm::Batch, None),
-            ("small-batch-batchnorm-eps0.1", Norm::Batch, Some(0.1)),
-            ("small-batch-runningbatchnorm", Norm::RunningBatch, None),
+        let variants: [(&str, Norm, f64); 3] = [
+            (
+                "small-batch-batchnorm",
+                Norm::Batch,
+                lessons::models::DEFAULT_EPS,
+            ),
+            ("small-batch-batchnorm-eps0.1", Norm::Batch, 0.1),
+            (
+                "small-batch-runningbatchnorm",
+                Norm::RunningBatch,
+                lessons::models::DEFAULT_EPS,
+            ),
         ];
         let lr = self.lr("small-batch");
+        let n = self
+            .ds
+            .train
+            .labels
+            .dims()
+            .first()
+            .copied()
+            .unwrap_or(0)
+            .min(SMALL_BATCH_IMAGES);
+        let images = self.ds.train.images.narrow(0, 0, n)?;
+        let labels = self.ds.train.labels.narrow(0, 0, n)?;
+        let steps = cap.min(n / 2);
         for (name, norm, eps) in variants {
             if interrupt::requested() {
                 self.rows.push(Row::with_status(name, Status::NotRun));
                 continue;
             }
-            println!("--- {name} (batch size 2, {cap} batches, lr {lr}) ---");
+            println!(
+                "--- {name} (batch size 2, first {n} training images, {steps} steps, lr {lr}) ---"
+            );
             let run = (|| -> Result<()> {
-                let cfg = kaiming(Activation::Relu, norm);
-                let model = match eps {
-                    None => lesson_cnn(cfg, &mut seeded_rng(self.args.seed))?,
-                    Some(eps) => lessons::models::lesson_cnn_with_eps(
-                        cfg,
-                        eps,
-                        &mut seeded_rng(self.args.seed),
-                    )?,
+                let model =
+                    lessons::models::small_batch_cnn(norm, eps, &mut seeded_rng(self.args.seed))?;
+                let train_dl = DataLoader::new(&images, &labels, 2)?
+                    .shuffle(self.args.seed)
+                    .drop_last(true)
+                    .transform(self.norm);
+                let valid_dl =
+                    DataLoader::new(&self.ds.test.images, &self.ds.test.labels, VALID_BS)?
+                        .transform(self.norm);
+                let hp = HyperParams {
+                    lr,
+                    ..HyperParams::default()
                 };
-                let mut learn = self.learner(model, lr, 2, true)?;
+                let mut learn = Learner::new(
+                    Box::new(model),
+                    move |params| Sgd::new(params, hp),
+                    nn::loss::cross_entropy,
+                    train_dl,
+                    valid_dl,
+                )?;
                 let mut opts = self.watch_options(Some(cap));
                 opts.epochs = 1;
                 let watched = fit_watched(&mut learn, &opts)?;
@@ -741,155 +748,69 @@ impl Ctx {
         Ok(path)
     }
 
-    /// The summary table and the lesson's explanations, as markdown. With
-    /// `stages_done = Some(n)` the run is still going: the summary says which of the
-    /// stages asked for are still to run.
-    fn summary(&self, stages_done: Option<usize>) -> String {
-        let mut md = String::new();
-        let _ = writeln!(md, "# diagnose: summary\n");
-        let _ = writeln!(md, "{}\n", self.ds.description());
-        let _ = writeln!(md, "stages asked for: {}\n", self.stages.join(", "));
-        match stages_done {
-            _ if interrupt::requested() => {
-                let _ = writeln!(
-                    md,
-                    "**Interrupted**: the run was stopped by a signal; the rows marked \
-                     `interrupted` and `not run` say where.\n"
-                );
+    /// What was run, for the header lines: batch size, epochs and steps per stage,
+    /// learning rates, seed, and why these defaults.
+    fn protocol(&self) -> String {
+        let n = self.ds.train.labels.dims().first().copied().unwrap_or(0);
+        let steps = if self.batch_size > 1 {
+            n / self.batch_size
+        } else {
+            n
+        };
+        let per_stage = self.args.max_batches.map_or(steps, |m| m.min(steps)) * self.epochs;
+        let why = match (self.args.batch_size, self.args.epochs) {
+            (None, None) if self.ds.source == data::fashion_mnist::Source::Embedded => {
+                " (the embedded subset's defaults: at the lesson's batch 1024 one epoch \
+                 would be 4 steps; `--batch-size` and `--epochs` change them)"
             }
-            Some(done) if done < self.stages.len() => {
-                let _ = writeln!(
-                    md,
-                    "**Run in progress** when this was written: {done} of {} stages finished; \
-                     still to run: {}. A run stopped from here on leaves this file as its \
-                     record.\n",
-                    self.stages.len(),
-                    self.stages[done..].join(", ")
-                );
-            }
-            _ => {}
-        }
-        let _ = writeln!(
-            md,
-            "batch size {}, lr {}, {} epoch(s), seed {}{}\n",
-            self.args.batch_size,
+            (None, None) => " (the lesson's protocol)",
+            _ => "",
+        };
+        let small = if self.stages.contains(&"small-batch") {
+            let images = n.min(SMALL_BATCH_IMAGES);
+            let cap = self
+                .args
+                .max_batches
+                .map_or(self.args.small_batches, |m| m.min(self.args.small_batches));
+            format!(
+                "; the small-batch stage: batch size 2, {} steps over the first {images} training images",
+                cap.min(images / 2)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "batch size {}, {} epoch(s): {per_stage} training steps per stage{why}; lr {}; seed {}{}{small}",
+            self.batch_size,
+            self.epochs,
             lr_description(self.args.lr),
-            self.args.epochs,
             self.args.seed,
             self.args.max_batches.map_or(String::new(), |m| format!(
                 ", at most {m} batches per phase"
             ))
-        );
-        let _ = writeln!(
-            md,
-            "| stage | lr | train loss | valid loss | valid acc | dead fraction per activation layer | verdicts | status | time (s) |"
-        );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
-        // Significant digits, in scientific notation for huge or tiny values.
-        let f =
-            |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format_number(v, digits));
-        for r in &self.rows {
-            let dead = if r.dead.is_empty() {
-                "-".to_string()
-            } else {
-                r.dead
-                    .iter()
-                    .map(|d| format!("{d:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(" / ")
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
-                r.stage,
-                r.lr,
-                f(r.train_loss, 5),
-                f(r.valid_loss, 5),
-                f(r.valid_acc, 4),
-                dead,
-                r.verdicts,
-                markdown_escape(&r.status.to_string()),
-                r.seconds
-            );
-        }
-        if self
-            .rows
-            .iter()
-            .any(|r| matches!(r.status, Status::Diverged(_)))
-        {
-            md.push_str(DIVERGED_NOTE);
-        }
-        if self.rows.iter().any(|r| r.stage.starts_with("norms-")) {
-            md.push_str(NORMS_NOTE);
-            let acc = |stage: &str| {
-                self.rows
-                    .iter()
-                    .find(|r| r.stage == stage)
-                    .and_then(|r| r.valid_acc)
-            };
-            if let (Some(inst), Some(bn)) = (acc("norms-instancenorm"), acc("norms-batchnorm")) {
-                let _ = writeln!(
-                    md,
-                    "\nMeasured here: InstanceNorm {:.1}% vs BatchNorm {:.1}% validation accuracy.",
-                    100.0 * inst,
-                    100.0 * bn
-                );
-                if inst > 0.5 {
-                    md.push_str(INSTANCE_NORM_CAVEAT);
-                }
-            }
-        }
-        if self.rows.iter().any(|r| r.stage.starts_with("small-batch")) {
-            md.push_str(SMALL_BATCH_NOTE);
-        }
-        md
+        )
+    }
+
+    /// The summary as markdown (see [`lessons::summary`]). With `stages_done =
+    /// Some(n)` the run is still going: the summary says which of the stages asked
+    /// for are still to run.
+    fn summary(&self, stages_done: Option<usize>) -> String {
+        let cfg = ActivationConfig::relu();
+        let header = Header {
+            data: self.ds.description(),
+            stages: self.stages.iter().map(|s| s.to_string()).collect(),
+            protocol: self.protocol(),
+            dead_rule: format!(
+                "ReLU {}, GeneralRelu(0.1, 0.4) {}",
+                DeadRule::for_layer(Some(0.0), &cfg),
+                DeadRule::for_layer(Some(-0.4), &cfg)
+            ),
+        };
+        let progress = match stages_done {
+            _ if interrupt::requested() => Progress::Interrupted,
+            Some(done) => Progress::Running(done),
+            None => Progress::Done,
+        };
+        summary_markdown(&header, &self.rows, progress)
     }
 }
-
-/// What the normalisation comparison shows, as the lesson explains it.
-const NORMS_NOTE: &str = "
-## Why InstanceNorm cannot classify
-
-InstanceNorm normalises every image's every channel on its own: it subtracts that
-image's per-channel mean and divides by its per-channel std. The overall brightness and
-contrast of each feature map, which is much of what tells a sandal from a coat, is
-removed before the classifier sees it, so the net can only use the shapes that survive.
-BatchNorm and RunningBatchNorm share statistics across the batch, so the differences
-between images survive; LayerNorm and GroupNorm normalise per image but over several
-channels together, keeping the relative strength of the channels.
-";
-
-/// Why InstanceNorm can still classify in this net (when it does).
-const INSTANCE_NORM_CAVEAT: &str = "
-This net does better than the lesson's because of its head: the lesson's net ends in
-an average pool, which after InstanceNorm sees only each channel's normalised mean
-(the constant the layer's bias sets) and so nothing that tells the images apart. Here
-the last conv reads the 2x2 map position by position, and where on the map a feature
-fires survives the normalisation, so some information still reaches the classifier.
-The brightness and contrast of each feature map are gone all the same, which is why
-InstanceNorm is meant for style transfer, not classification.
-";
-
-/// What a stage that stopped on a NaN loss means.
-const DIVERGED_NOTE: &str = "
-## Stages that diverged
-
-A stage whose status says `diverged` hit a NaN or infinite loss: its activations grew
-by many orders of magnitude within a few batches (see its health report and
-`activation_stds.png`, which name the first layer). A constant learning rate this high
-without a warm-up is too much for it; the lesson trains these nets with a warm-up
-(one-cycle) or BatchNorm. Without `--lr` every stage uses the rate the lesson gives
-its net (the `lr` column), which trains; rerun the stage with a lower `--lr`, or
-without one, to watch it train.
-";
-
-/// What the small-batch experiment shows.
-const SMALL_BATCH_NOTE: &str = "
-## Small batches
-
-At batch size 2 BatchNorm's batch statistics are the mean and variance of two images:
-the variance can be close to zero, so dividing by sqrt(var + eps) blows activations up
-and the statistics jump from batch to batch. A large eps (0.1) bounds the division;
-RunningBatchNorm normalises with running (debiased) statistics during training too, so
-it trains at batch size 2.
-";

@@ -55,9 +55,10 @@ static ALLOC: tensor::alloc::CacheAligned = tensor::alloc::CacheAligned;
 #[derive(Parser, Debug)]
 #[command(name = "makemore", version, about, long_about = None, allow_negative_numbers = true)]
 struct Args {
-    /// A newline-separated word list (e.g. names.txt).
+    /// A newline-separated word list (default: makemore's names.txt, 32,033 names,
+    /// built into the binary; MIT licence, see lessons/data/NOTICE).
     #[arg(long)]
-    words: PathBuf,
+    words: Option<PathBuf>,
     /// Optimisation steps.
     #[arg(long, default_value_t = 5000)]
     steps: usize,
@@ -112,6 +113,13 @@ const TANH_GAIN: f64 = 5.0 / 3.0;
 
 /// The largest `--batch-size` accepted (a batch's activations grow with it).
 const MAX_BATCH: usize = 1 << 20;
+/// makemore's names.txt (Andrej Karpathy, MIT licence: lessons/data/NOTICE), the
+/// default word list.
+const NAMES: &str = include_str!("../../data/names.txt");
+
+/// How the built-in list is named in messages.
+const NAMES_SOURCE: &str = "the built-in names.txt (makemore's, MIT licence)";
+
 /// The most names `--samples` draws (they are kept and printed).
 const MAX_SAMPLES: usize = 10_000;
 
@@ -300,8 +308,12 @@ fn run(args: Args) -> Result<i32> {
     }
     cli::init_thread_pool(args.threads, "--threads")?;
 
-    let list = WordList::read(&args.words)
-        .map_err(|e| format!("reading the word list {}: {e}", args.words.display()))?;
+    let list = match &args.words {
+        Some(path) => WordList::read(path)
+            .map_err(|e| format!("reading the word list {}: {e}", path.display()))?,
+        None => WordList::from_text(NAMES, std::path::Path::new(NAMES_SOURCE))
+            .map_err(|e| format!("reading the built-in word list: {e}"))?,
+    };
     let vocab = list.vocab();
     let split = list.split(args.seed);
     let train = ContextWindows::build(&split.train, &vocab, BLOCK)?;

@@ -8,9 +8,9 @@ use crate::module::Module;
 
 macro_rules! simple_activation {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $method:ident) => {
-        simple_activation!($(#[$doc])* $name, $kind, $method, fusable: false);
+        simple_activation!($(#[$doc])* $name, $kind, $method, fusable: false, floor: None);
     };
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $method:ident, fusable: $fusable:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $method:ident, fusable: $fusable:literal, floor: $floor:expr) => {
         $(#[$doc])*
         #[derive(Default)]
         pub struct $name {
@@ -40,6 +40,10 @@ macro_rules! simple_activation {
             fn is_fusable_relu(&self) -> bool {
                 $fusable && (self.hooks.is_empty() || self.hooks.only_output_hooks())
             }
+
+            fn inactive_output(&self) -> Option<f64> {
+                $floor
+            }
         }
     };
 }
@@ -54,7 +58,8 @@ simple_activation!(
     Relu,
     "ReLU",
     relu,
-    fusable: true
+    fusable: true,
+    floor: Some(0.0)
 );
 simple_activation!(
     /// Hyperbolic tangent.
@@ -106,6 +111,10 @@ impl Module for LeakyRelu {
 
     fn describe(&self) -> String {
         format!("slope {}", self.slope)
+    }
+
+    fn inactive_output(&self) -> Option<f64> {
+        Some(0.0)
     }
 }
 
@@ -176,5 +185,10 @@ impl Module for GeneralRelu {
             "leak {:?}, sub {}, maxv {:?}",
             self.leak, self.sub, self.maxv
         )
+    }
+
+    /// `-sub` (clamped at `maxv`): where a unit whose input is zero sits.
+    fn inactive_output(&self) -> Option<f64> {
+        Some(self.maxv.map_or(-self.sub, |m| (-self.sub).min(m)))
     }
 }

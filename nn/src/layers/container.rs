@@ -83,6 +83,11 @@ impl Module for Sequential {
             .map(|(i, l)| (i.to_string(), l.as_ref()))
             .collect()
     }
+
+    /// The last layer's: a block `conv, relu` outputs what its ReLU does.
+    fn inactive_output(&self) -> Option<f64> {
+        self.layers.last().and_then(|l| l.inactive_output())
+    }
 }
 
 type LambdaFn = dyn Fn(&Var) -> Result<Var> + Send + Sync;
