@@ -11,8 +11,9 @@
 # Usage: scripts/valgrind-kernels.sh [extra libtest args, e.g. a test name filter]
 # VALGRIND_SUITES="kernels norm reduce" limits the run to the binaries whose names
 # start with those words (`kernels` is the unit tests; the suites are conv2d,
-# elementwise, gemm, norm, reduce and stats). All of them take about 20 minutes on 2
-# cores, conv2d alone 10; CI runs the unit tests, norm and reduce (about 70 s).
+# elementwise, gemm, norm, reduce and stats). All of them take about half an hour on
+# 2 cores (conv2d and gemm 10-12 minutes each); CI runs the unit tests, norm and
+# reduce (about 70 s).
 # Needs: valgrind (Debian: apt-get install valgrind). Prints one line per binary and
 # exits non-zero if any binary reports a memory error or a failing test.
 set -euo pipefail
