@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const DIAGNOSE: &str = env!("CARGO_BIN_EXE_diagnose");
 const MAKEMORE: &str = env!("CARGO_BIN_EXE_makemore");
 
-/// The names list of the makemore lessons, beside the repository (see ARCHITECTURE).
+/// The names list of the makemore lessons, shipped in `lessons/data/` (see its NOTICE).
 fn names_txt() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/names.txt")
 }
