@@ -68,6 +68,8 @@
 //! [`LossLog::keep_step`]: crate::losses::LossLog::keep_step
 //! [`LossLog::first_non_finite`]: crate::losses::LossLog::first_non_finite
 
+use std::ops::RangeInclusive;
+
 /// Records per layer and pass, per parameter and per loss curve unless configured:
 /// enough points for a 1200-pixel-wide figure of the whole run, about 0.5 MB per
 /// watched layer with the default 40-bin histograms.
@@ -82,12 +84,48 @@ pub fn min_capacity(kept: usize) -> usize {
     MIN_CAPACITY.max(kept.saturating_add(2).saturating_mul(2).saturating_add(1))
 }
 
+/// What every record of a bounded series has in common (activation, gradient and
+/// loss records): the calls (steps) it covers and how many recorded calls it stands
+/// for, 1 for an exact record and more once older records were folded together.
+///
+/// ```
+/// use diagnostics::bounded::Span;
+/// use diagnostics::losses::LossLog;
+/// let mut log = LossLog::with_capacity(16);
+/// for step in 0..100 {
+///     log.push_train(step, 1.0);
+/// }
+/// let first = &log.train[0];
+/// assert!(!first.is_folded() && first.span() == (0..=0));
+/// assert!(log.train.iter().any(|p| p.is_folded() && p.x() > p.first() as f64));
+/// ```
+pub trait Span {
+    /// The first call (step) covered.
+    fn first(&self) -> usize;
+    /// The last call (step) covered.
+    fn last(&self) -> usize;
+    /// How many recorded calls (steps) it stands for.
+    fn merged_calls(&self) -> u64;
+
+    /// Whether it stands for more than one recorded call.
+    fn is_folded(&self) -> bool {
+        self.merged_calls() > 1
+    }
+
+    /// The calls (steps) covered: `first..=last`.
+    fn span(&self) -> RangeInclusive<usize> {
+        self.first()..=self.last()
+    }
+
+    /// Where it goes on a figure's call (step) axis: the middle of what it covers
+    /// (its call, for an exact record).
+    fn x(&self) -> f64 {
+        0.5 * (self.first() as f64 + self.last() as f64)
+    }
+}
+
 /// A record that can absorb the next records of its sequence.
-pub(crate) trait Fold {
-    /// The first call (step) it covers.
-    fn first_index(&self) -> usize;
-    /// The last call (step) it covers.
-    fn last_index(&self) -> usize;
+pub(crate) trait Fold: Span {
     /// Merges `later`, which covers calls after this record's, into this record.
     fn absorb(&mut self, later: &Self);
 }
@@ -125,7 +163,7 @@ pub(crate) fn fold_to_capacity<T: Fold>(
     if seq.len <= capacity {
         return;
     }
-    let Some(last_index) = items.iter().rev().find(|t| member(t)).map(Fold::last_index) else {
+    let Some(last_index) = items.iter().rev().find(|t| member(t)).map(Span::last) else {
         return;
     };
     loop {
@@ -159,7 +197,7 @@ fn rebucket<T: Fold>(
             is_member && (Some(read) == first || Some(read) == last || kept(&items[read]));
         if is_member && !protected {
             if let Some(o) = open {
-                if items[o].first_index() / width == items[read].last_index() / width {
+                if items[o].first() / width == items[read].last() / width {
                     let (done, rest) = items.split_at_mut(read);
                     done[o].absorb(&rest[0]);
                     seq.len -= 1;
@@ -293,27 +331,33 @@ mod tests {
 
     /// A record of `values` at calls `first..=last`.
     #[derive(Clone, Debug, PartialEq)]
-    struct Span {
+    struct Run {
         first: usize,
         last: usize,
         values: Vec<u32>,
     }
 
-    impl Fold for Span {
-        fn first_index(&self) -> usize {
+    impl Span for Run {
+        fn first(&self) -> usize {
             self.first
         }
-        fn last_index(&self) -> usize {
+        fn last(&self) -> usize {
             self.last
         }
+        fn merged_calls(&self) -> u64 {
+            self.values.len() as u64
+        }
+    }
+
+    impl Fold for Run {
         fn absorb(&mut self, later: &Self) {
             self.last = later.last;
             self.values.extend_from_slice(&later.values);
         }
     }
 
-    fn push(items: &mut Vec<Span>, seq: &mut Sequence, cap: usize, call: usize, kept: &[usize]) {
-        items.push(Span {
+    fn push(items: &mut Vec<Run>, seq: &mut Sequence, cap: usize, call: usize, kept: &[usize]) {
+        items.push(Run {
             first: call,
             last: call,
             values: vec![call as u32],
@@ -360,10 +404,10 @@ mod tests {
     #[test]
     fn other_sequences_are_left_in_place() {
         // Even calls are sequence A, odd ones sequence B (which never folds).
-        let mut items: Vec<Span> = Vec::new();
+        let mut items: Vec<Run> = Vec::new();
         let mut seq = Sequence::new(2);
         for call in 0..200 {
-            items.push(Span {
+            items.push(Run {
                 first: call,
                 last: call,
                 values: vec![call as u32],

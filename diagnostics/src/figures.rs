@@ -34,6 +34,7 @@ use plots::{
 };
 
 use crate::activations::{ActivationLog, ActivationRecord, LayerActivations, Pass};
+use crate::bounded::Span;
 use crate::error::Result;
 use crate::format::Num;
 use crate::gradients::GradientLog;

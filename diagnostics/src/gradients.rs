@@ -25,10 +25,8 @@ use nn::module::named_parameters_of;
 use nn::optim::Optimizer;
 use nn::Module;
 
-use std::ops::RangeInclusive;
-
 use crate::bounded::{
-    combine_moments, fold_to_capacity, mean_of_defined, min_capacity, Fold, Sequence,
+    combine_moments, fold_to_capacity, mean_of_defined, min_capacity, Fold, Sequence, Span,
     DEFAULT_CAPACITY,
 };
 use crate::error::{DiagError, Result};
@@ -127,21 +125,6 @@ pub struct GradientRecord {
 }
 
 impl GradientRecord {
-    /// Whether this record stands for more than one recorded step.
-    pub fn is_folded(&self) -> bool {
-        self.merged > 1
-    }
-
-    /// The steps covered: `step..=last_step`.
-    pub fn steps(&self) -> RangeInclusive<usize> {
-        self.step..=self.last_step
-    }
-
-    /// Where the record goes on a figure's step axis: the middle of its steps.
-    pub fn x(&self) -> f64 {
-        0.5 * (self.step as f64 + self.last_step as f64)
-    }
-
     /// Merges `later` (a record of the same parameter, of later steps) into this one.
     pub fn merge(&mut self, later: &GradientRecord) {
         let (na, nb) = (self.merged, later.merged);
@@ -164,15 +147,21 @@ impl GradientRecord {
     }
 }
 
-impl Fold for GradientRecord {
-    fn first_index(&self) -> usize {
+impl Span for GradientRecord {
+    fn first(&self) -> usize {
         self.step
     }
 
-    fn last_index(&self) -> usize {
+    fn last(&self) -> usize {
         self.last_step
     }
 
+    fn merged_calls(&self) -> u64 {
+        self.merged
+    }
+}
+
+impl Fold for GradientRecord {
     fn absorb(&mut self, later: &Self) {
         self.merge(later);
     }

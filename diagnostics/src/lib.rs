@@ -97,5 +97,6 @@ pub mod losses;
 pub mod tensor_stats;
 mod training_log;
 
+pub use bounded::Span;
 pub use error::{DiagError, Result};
 pub use training_log::TrainingLog;

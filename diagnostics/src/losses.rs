@@ -7,9 +7,7 @@
 //! steps asked for with [`LossLog::keep_step`] staying exact (see
 //! [`crate::bounded`]). The curve still spans the whole run.
 
-use std::ops::RangeInclusive;
-
-use crate::bounded::{fold_to_capacity, Fold, Sequence, DEFAULT_CAPACITY, MIN_CAPACITY};
+use crate::bounded::{fold_to_capacity, Fold, Sequence, Span, DEFAULT_CAPACITY, MIN_CAPACITY};
 
 /// One point of a loss curve: the loss of one step, or the mean loss of the steps
 /// `step..=last_step` folded together.
@@ -43,21 +41,6 @@ impl LossPoint {
         }
     }
 
-    /// Whether this point stands for more than one loss.
-    pub fn is_folded(&self) -> bool {
-        self.merged > 1
-    }
-
-    /// The steps covered: `step..=last_step`.
-    pub fn steps(&self) -> RangeInclusive<usize> {
-        self.step..=self.last_step
-    }
-
-    /// Where the point goes on the step axis: the middle of its steps.
-    pub fn x(&self) -> f64 {
-        0.5 * (self.step as f64 + self.last_step as f64)
-    }
-
     /// Merges `later` (a point of later steps) into this one: the mean of the losses
     /// of both, their extremes.
     pub fn merge(&mut self, later: &LossPoint) {
@@ -79,15 +62,21 @@ impl LossPoint {
     }
 }
 
-impl Fold for LossPoint {
-    fn first_index(&self) -> usize {
+impl Span for LossPoint {
+    fn first(&self) -> usize {
         self.step
     }
 
-    fn last_index(&self) -> usize {
+    fn last(&self) -> usize {
         self.last_step
     }
 
+    fn merged_calls(&self) -> u64 {
+        self.merged
+    }
+}
+
+impl Fold for LossPoint {
     fn absorb(&mut self, later: &Self) {
         self.merge(later);
     }
@@ -97,6 +86,7 @@ impl Fold for LossPoint {
 ///
 /// ```
 /// use diagnostics::losses::LossLog;
+/// use diagnostics::Span;
 /// let mut log = LossLog::with_capacity(16);
 /// log.keep_step(500);
 /// for step in 0..10_000 {

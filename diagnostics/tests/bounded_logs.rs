@@ -12,6 +12,7 @@ use diagnostics::early_abort::{AbortRule, EarlyAbortConfig};
 use diagnostics::gradients::{GradientConfig, GradientLog, GradientRecord, GradientStats};
 use diagnostics::health::HealthConfig;
 use diagnostics::losses::LossLog;
+use diagnostics::Span;
 use diagnostics::TrainingLog;
 use kernels::cpu::stats::stats;
 use nn::hooks::ModuleFilter;
@@ -190,7 +191,7 @@ fn folding_two_records_gives_the_statistics_of_their_union() -> TestResult {
         (rb.std, 5)
     };
     assert_union(&folded, &want);
-    assert_eq!(folded.calls(), 4..=5);
+    assert_eq!(folded.span(), 4..=5);
     assert_eq!(folded.x(), 4.5);
     // And against a direct f64 computation over the finite values.
     let finite: Vec<f64> = union
@@ -220,7 +221,7 @@ fn the_first_nan_step_survives_folding() -> TestResult {
     // The record holding call 1234 is folded by now, but the report names the call.
     let holder = bounded.layers[0]
         .records_of(Pass::Train)
-        .find(|r| r.calls().contains(&1234))
+        .find(|r| r.span().contains(&1234))
         .ok_or("call 1234 not covered")?;
     assert!(holder.is_folded() && holder.non_finite > 0);
     let log = TrainingLog {
@@ -292,7 +293,7 @@ fn gradient_logs_stay_bounded_with_exact_ends_and_histogram_step() -> TestResult
             let parts: Vec<&GradientRecord> = q
                 .records
                 .iter()
-                .filter(|s| r.steps().contains(&s.step))
+                .filter(|s| r.span().contains(&s.step))
                 .collect();
             let mut want = parts[0].clone();
             for s in &parts[1..] {

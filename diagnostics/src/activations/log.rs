@@ -3,11 +3,9 @@
 //! per range of calls folded together: see [`crate::bounded`]), gathered in an
 //! [`ActivationLog`] that plots and the health report read.
 
-use std::ops::RangeInclusive;
-
 use kernels::cpu::stats::Stats;
 
-use crate::bounded::{combine_moments, last_part_by_weight, weighted, weighted_mean, Fold};
+use crate::bounded::{combine_moments, last_part_by_weight, weighted, weighted_mean, Fold, Span};
 use crate::histogram::fold_outliers;
 
 use super::capture::{SaturationMap, Snapshot};
@@ -121,22 +119,6 @@ impl ActivationRecord {
         self.min.abs().max(self.max.abs())
     }
 
-    /// Whether this record stands for more than one recorded call.
-    pub fn is_folded(&self) -> bool {
-        self.merged > 1
-    }
-
-    /// The calls covered: `call..=last_call`.
-    pub fn calls(&self) -> RangeInclusive<usize> {
-        self.call..=self.last_call
-    }
-
-    /// Where the record goes on a figure's call axis: the middle of the calls it
-    /// covers (`call` for an exact record).
-    pub fn x(&self) -> f64 {
-        0.5 * (self.call as f64 + self.last_call as f64)
-    }
-
     /// Merges `later` (a record of the same layer and pass, of later calls) into this
     /// one: the statistics of the union of their values (see [`crate::bounded`]).
     pub fn merge(&mut self, later: &ActivationRecord) {
@@ -172,15 +154,21 @@ impl ActivationRecord {
     }
 }
 
-impl Fold for ActivationRecord {
-    fn first_index(&self) -> usize {
+impl Span for ActivationRecord {
+    fn first(&self) -> usize {
         self.call
     }
 
-    fn last_index(&self) -> usize {
+    fn last(&self) -> usize {
         self.last_call
     }
 
+    fn merged_calls(&self) -> u64 {
+        self.merged
+    }
+}
+
+impl Fold for ActivationRecord {
     fn absorb(&mut self, later: &Self) {
         self.merge(later);
     }

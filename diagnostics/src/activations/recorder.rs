@@ -8,7 +8,7 @@ use nn::module::named_modules_of;
 use nn::Module;
 use tensor::Tensor;
 
-use crate::bounded::{fold_to_capacity, Sequence};
+use crate::bounded::{fold_to_capacity, Sequence, Span};
 use crate::error::{name_list, DiagError, Result};
 use crate::histogram::HistogramSpec;
 use crate::tensor_stats::tensor_stats_named;
